@@ -1,0 +1,1 @@
+"""One ComponentResource per concern, each shaped alike (see ../shared/CONVENTIONS.md)."""

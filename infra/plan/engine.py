@@ -1,0 +1,228 @@
+"""Run a Pulumi program offline, the way the Python language host runs it, and capture it.
+
+A recording monitor stands in for the engine: every `RegisterResource` and the stack's
+`RegisterResourceOutputs` are kept with their inputs, per-property dependencies and options.
+The run is a preview (`dry_run`), so values only known after an update stay unknown, as in
+`pulumi preview`. One program per process: a second run in the same interpreter would reuse
+the first one's imported modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks, settings as pulumi_settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_in_stack
+
+from infra.plan import values
+from infra.plan.config import Project, StackConfig
+
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+PLAN_ACCOUNT_ID = "123456789012"
+"""The account id offline plans use: names built from the caller's account show this value."""
+
+
+class UnmockedInvokeError(Exception):
+    """An invoke the offline plan cannot answer; returning an empty value would plan nonsense."""
+
+
+@dataclass
+class Resource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    inputs: dict[str, Any]
+    property_dependencies: dict[str, list[str]]
+    dependencies: list[str]
+    provider: str | None
+    options: dict[str, Any]
+
+
+@dataclass
+class Capture:
+    project: str
+    stack: str
+    config: dict[str, Any]
+    resources: list[Resource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def by_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+
+def urn_for(stack: str, project: str, parent_urn: str | None, type_: str, name: str) -> str:
+    """The engine's rule: the parent's full type chain, except the root stack, prefixes the type."""
+    qualified = type_
+    if parent_urn:
+        parent_type = parent_urn.split("::")[2]
+        if parent_type != ROOT_STACK_TYPE:
+            qualified = f"{parent_type}${type_}"
+    return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Preview semantics: a new resource's outputs are its inputs; everything else is unknown."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        return "", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        answers = {
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": PLAN_ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{PLAN_ACCOUNT_ID}:user/plan",
+                "userId": "AIDAPLAN",
+                "id": PLAN_ACCOUNT_ID,
+            },
+            "aws:index/getRegion:getRegion": {
+                "name": self.region,
+                "region": self.region,
+                "id": self.region,
+                "endpoint": f"ec2.{self.region}.amazonaws.com",
+                "description": self.region,
+            },
+            "aws:index/getPartition:getPartition": {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "reverseDnsSuffix": "com.amazonaws",
+                "id": "aws",
+            },
+        }
+        if args.token not in answers:
+            raise UnmockedInvokeError(
+                f"invoke '{args.token}' cannot be answered offline; plan programs may only call "
+                f"{', '.join(sorted(answers))}"
+            )
+        return answers[args.token]
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """Records registrations the way the engine receives them, with the engine's URNs."""
+
+    def __init__(self, mock: PlanMocks, project: str, stack: str) -> None:
+        super().__init__(mock)
+        self.project = project
+        self.stack = stack
+        self.recorded: list[Resource] = []
+        self.stack_outputs: dict[str, Any] = {}
+        self.invoke_error: Exception | None = None
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        return urn_for(self.stack, self.project, parent or None, type_, name)
+
+    def Invoke(self, request: Any) -> Any:
+        try:
+            return super().Invoke(request)
+        except UnmockedInvokeError as exc:
+            self.invoke_error = exc
+            raise
+
+    def RegisterResource(self, request: resource_pb2.RegisterResourceRequest) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != ROOT_STACK_TYPE:
+            self.recorded.append(self._record(request, response.urn))
+        return response
+
+    def RegisterResourceOutputs(self, request: resource_pb2.RegisterResourceOutputsRequest) -> Any:
+        if request.urn.split("::")[2] == ROOT_STACK_TYPE:
+            self.stack_outputs = values.from_struct(request.outputs)
+        return super().RegisterResourceOutputs(request)
+
+    def _record(self, request: resource_pb2.RegisterResourceRequest, urn: str) -> Resource:
+        parent = request.parent or None
+        if parent and parent.split("::")[2] == ROOT_STACK_TYPE:
+            parent = None
+        aliases = sorted(set(request.aliasURNs) | {_alias(a) for a in request.aliases})
+        options = {
+            "protect": bool(request.protect),
+            "retainOnDelete": bool(request.retainOnDelete),
+            "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+            "ignoreChanges": sorted(request.ignoreChanges),
+            "replaceOnChanges": sorted(request.replaceOnChanges),
+            "aliases": aliases,
+            "dependsOn": sorted(request.dependencies),
+            "provider": request.provider or None,
+            "additionalSecretOutputs": sorted(request.additionalSecretOutputs),
+        }
+        return Resource(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            parent=parent,
+            custom=bool(request.custom),
+            inputs=values.from_struct(request.object),
+            property_dependencies={
+                k: sorted(v.urns) for k, v in sorted(request.propertyDependencies.items())
+            },
+            dependencies=sorted(request.dependencies),
+            provider=request.provider or None,
+            options=options,
+        )
+
+
+def _alias(alias: Any) -> str:
+    if alias.urn:
+        return alias.urn
+    parts = [f"{f.name}={v}" for f, v in alias.spec.ListFields() if f.name != "noParent"]
+    return ",".join(sorted(parts))
+
+
+def capture_program(project: Project, stack: str, config: StackConfig) -> Capture:
+    """Run the project's program for `stack` in this process under the recording monitor."""
+    region = config.values.get("aws:region", "us-east-1")
+    monitor = RecordingMonitor(PlanMocks(region), project.name, stack)
+    program = project.main / "__main__.py" if project.main.is_dir() else project.main
+    run_settings = mocks.MockSettings(
+        monitor=monitor,
+        monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+        engine=mocks.MockEngine(None),
+        project=project.name,
+        stack=stack,
+        dry_run=True,
+        organization="organization",
+        callbacks=None,
+    )
+    pulumi_settings.configure(run_settings)
+    set_all_config(dict(config.values), list(config.secret_keys))
+    os.environ.setdefault("AWS_REGION", region)
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)
+    sys.path.insert(0, str(program.parent))
+    cwd = Path.cwd()
+    os.chdir(project.root)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(
+            run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__"))
+        )
+    except Exception:
+        if monitor.invoke_error is not None:
+            raise monitor.invoke_error from None
+        raise
+    finally:
+        os.chdir(cwd)
+        loop.close()
+    shown_config = {
+        k: (values.Secret(v) if k in config.secret_keys else v) for k, v in config.values.items()
+    }
+    return Capture(
+        project=project.name,
+        stack=stack,
+        config=shown_config,
+        resources=monitor.recorded,
+        outputs=monitor.stack_outputs,
+    )

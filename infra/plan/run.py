@@ -1,0 +1,48 @@
+"""One stack's plan in its own process: `python -m infra.plan.run --stack dev --out plan.json`.
+
+Exit codes: 0 planned, 2 the program or its config failed (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import pulumi
+
+from infra.plan import document
+from infra.plan.config import ConfigFileError, load_project, load_stack_config
+from infra.plan.engine import UnmockedInvokeError, capture_program
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.plan.run")
+    parser.add_argument("--project-dir", type=Path, default=Path.cwd())
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        project = load_project(args.project_dir.resolve())
+        config = load_stack_config(project, args.stack)
+        capture = capture_program(project, args.stack, config)
+    except (ConfigFileError, UnmockedInvokeError, pulumi.RunError) as exc:
+        print(f"error: stack '{args.stack}': {exc}", file=sys.stderr)
+        return 2
+    except Exception:  # noqa: BLE001 - a program bug: show the traceback like the language host does
+        traceback.print_exc()
+        print(f"error: stack '{args.stack}': the program raised an exception", file=sys.stderr)
+        return 2
+    document.write(document.to_document(capture), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The SDK's mock monitor leaves per-thread event loops behind whose finalizers fail noisily
+    # at interpreter teardown; this process exists for one plan, so it skips the teardown.
+    os._exit(code)
