@@ -14,7 +14,7 @@ from infra.plan.runner import plan_stacks
 
 app = typer.Typer(help="mlops-kit: plan, review and run the MLOps platform offline.", no_args_is_help=True)
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 @app.callback()
 def main() -> None:

@@ -15,6 +15,7 @@ import runpy
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
@@ -74,11 +75,21 @@ def urn_for(stack: str, project: str, parent_urn: str | None, type_: str, name: 
 class PlanMocks(pulumi.runtime.Mocks):
     """Preview semantics: a new resource's outputs are its inputs; everything else is unknown."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, preview: bool = True) -> None:
         self.region = region
+        self.preview = preview
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
-        return "", dict(args.inputs)
+        if self.preview:
+            return "", dict(args.inputs)
+        service = args.typ.split(":")[1].split("/")[0]
+        resource_id = f"{args.name}-id"
+        arn = f"arn:aws:{service}:{self.region}:{PLAN_ACCOUNT_ID}:{args.name}"
+        if args.typ == "aws:s3/bucket:Bucket" and "bucket" in args.inputs:
+            resource_id = args.inputs["bucket"]
+            arn = f"arn:aws:s3:::{resource_id}"
+        state = {"arn": arn, "keyId": resource_id, "name": args.name, **args.inputs}
+        return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
         answers = {
@@ -181,46 +192,72 @@ def _alias(alias: Any) -> str:
     return ",".join(sorted(parts))
 
 
-def capture_program(project: Project, stack: str, config: StackConfig) -> Capture:
+def capture_program(
+    project: Project, stack: str, config: StackConfig, *, preview: bool = True
+) -> Capture:
     """Run the project's program for `stack` in this process under the recording monitor."""
-    region = config.values.get("aws:region", "us-east-1")
-    monitor = RecordingMonitor(PlanMocks(region), project.name, stack)
     program = project.main / "__main__.py" if project.main.is_dir() else project.main
+    sys.path.insert(0, str(program.parent))
+    cwd = Path.cwd()
+    os.chdir(project.root)
+    try:
+        return capture_function(
+            lambda: runpy.run_path(str(program), run_name="__main__"),
+            project=project.name,
+            stack=stack,
+            config=config.values,
+            secret_keys=config.secret_keys,
+            preview=preview,
+        )
+    finally:
+        os.chdir(cwd)
+
+
+def capture_function(
+    program: Callable[[], Any],
+    *,
+    project: str = "mlops",
+    stack: str = "dev",
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    preview: bool = True,
+) -> Capture:
+    """Run `program` inside a fresh root stack, as the language host runs `__main__.py`.
+
+    With `preview=False` every resource gets an id and an ARN as after an update, so tests can
+    read documents that embed ARNs (a bucket policy naming its KMS key) in full.
+    """
+    config = dict(config or {})
+    secret_keys = list(secret_keys or [])
+    region = config.get("aws:region", "us-east-1")
+    monitor = RecordingMonitor(PlanMocks(region, preview), project, stack)
     run_settings = mocks.MockSettings(
         monitor=monitor,
         monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
         engine=mocks.MockEngine(None),
-        project=project.name,
+        project=project,
         stack=stack,
-        dry_run=True,
+        dry_run=preview,
         organization="organization",
         callbacks=None,
     )
     pulumi_settings.configure(run_settings)
-    set_all_config(dict(config.values), list(config.secret_keys))
+    set_all_config(config, secret_keys)
     os.environ.setdefault("AWS_REGION", region)
     os.environ.setdefault("AWS_DEFAULT_REGION", region)
-    sys.path.insert(0, str(program.parent))
-    cwd = Path.cwd()
-    os.chdir(project.root)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(
-            run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__"))
-        )
+        loop.run_until_complete(run_in_stack(program))
     except Exception:
         if monitor.invoke_error is not None:
             raise monitor.invoke_error from None
         raise
     finally:
-        os.chdir(cwd)
         loop.close()
-    shown_config = {
-        k: (values.Secret(v) if k in config.secret_keys else v) for k, v in config.values.items()
-    }
+    shown_config = {k: (values.Secret(v) if k in secret_keys else v) for k, v in config.items()}
     return Capture(
-        project=project.name,
+        project=project,
         stack=stack,
         config=shown_config,
         resources=monitor.recorded,

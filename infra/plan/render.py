@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -48,5 +49,5 @@ def render_plan(doc: dict[str, Any], console: Console) -> None:
     outputs.add_column("name")
     outputs.add_column("value", overflow="fold")
     for name, value in sorted(doc["outputs"].items()):
-        outputs.add_row(name, _show(value))
+        outputs.add_row(escape(name), escape(_show(value)))
     console.print(outputs)

@@ -1,0 +1,28 @@
+"""Shared fixtures: the repository root and stack plans made once per session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.plan.runner import plan_stacks
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS = ("dev", "staging", "prod")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def stack_plans() -> dict[str, dict[str, Any]]:
+    """Preview plans of the three real stacks, each made in its own process."""
+    results = plan_stacks(ROOT, list(STACKS))
+    failed = {r.stack: r.error for r in results if not r.ok}
+    assert not failed, json.dumps(failed, indent=2)
+    return {r.stack: r.doc for r in results}
