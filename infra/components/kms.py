@@ -26,7 +26,7 @@ def customer_managed_key(
     account_id: pulumi.Input[str],
     tags: Mapping[str, str],
     opts: pulumi.ResourceOptions,
-    service_principals: Sequence[str] = (),
+    service_principals: Sequence[pulumi.Input[str]] = (),
 ) -> aws.kms.Key:
     """A symmetric key administered by the account; AWS services listed may use it for us only.
 
@@ -47,12 +47,13 @@ def customer_managed_key(
             {
                 "Sid": "ServicesUseKeyForThisAccount",
                 "Effect": "Allow",
-                "Principal": {"Service": sorted(service_principals)},
+                "Principal": {"Service": list(service_principals)},
                 "Action": KEY_USE_ACTIONS,
                 "Resource": "*",
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             }
         )
+    alias_name = f"alias/{name}"
     key = aws.kms.Key(
         name,
         description=description,
@@ -64,7 +65,7 @@ def customer_managed_key(
     )
     aws.kms.Alias(
         f"{name}-alias",
-        name=f"alias/{name}",
+        name=alias_name,
         target_key_id=key.key_id,
         opts=pulumi.ResourceOptions(parent=opts.parent),
     )

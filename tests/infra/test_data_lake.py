@@ -168,9 +168,21 @@ def test_prod_buckets_and_keys_are_protected_and_retained_on_delete(stacks):
         assert not res.options["protect"], "dev stays easy to tear down"
 
 
+def _bucket_keys(capture: Capture) -> set[str]:
+    sse_type = ("aws:s3/bucketServerSideEncryptionConfiguration:"
+                "BucketServerSideEncryptionConfiguration")
+    return {
+        linked(capture, sse_type, b).inputs["rules"][0]["applyServerSideEncryptionByDefault"][
+            "kmsMasterKeyId"]
+        for b in _data_buckets(capture)
+    }
+
+
 def test_prod_gives_each_bucket_its_own_key_and_dev_shares_one_platform_key(stacks):
-    assert len(stacks["prod"].by_type("aws:kms/key:Key")) == len(DATA_BUCKETS)
-    assert len(stacks["dev"].by_type("aws:kms/key:Key")) == 1
+    assert len(_bucket_keys(stacks["prod"])) == len(DATA_BUCKETS)
+    (dev_key,) = _bucket_keys(stacks["dev"])
+    (platform_key,) = [k for k in stacks["dev"].by_type("aws:kms/key:Key")]
+    assert dev_key == f"arn:aws:kms:us-east-1:123456789012:{platform_key.name}"
 
 
 def test_physical_names_carry_project_and_environment_so_stacks_never_collide(stacks):

@@ -43,10 +43,10 @@ def test_all_three_stacks_plan(stack_plans):
 def test_nested_urns_carry_the_full_parent_type_chain_without_the_root_stack(stack_plans):
     urns = {r["urn"] for r in stack_plans["dev"]["resources"]}
     assert (
-        "urn:pulumi:dev::mlops::mlops:data:DataLake$mlops:storage:SecureBucket$aws:s3/bucket:"
-        "Bucket::mlops-dev-lake-raw" in urns
+        "urn:pulumi:dev::mlops::mlops:platform:MlPlatform$mlops:data:DataLake"
+        "$mlops:storage:SecureBucket$aws:s3/bucket:Bucket::mlops-dev-lake-raw" in urns
     )
-    assert "urn:pulumi:dev::mlops::mlops:data:DataLake::mlops-dev-lake" in urns
+    assert "urn:pulumi:dev::mlops::mlops:platform:MlPlatform$mlops:data:DataLake::mlops-dev-lake" in urns
 
 
 def test_urn_rule_matches_the_engine_for_root_children_and_grandchildren():

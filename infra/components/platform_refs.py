@@ -1,0 +1,48 @@
+"""What every per-model component needs to know about the shared platform.
+
+`MlPlatform` builds one of these; a team's own Pulumi project builds one from the platform
+stack's outputs (`StackReference`), so components never care which of the two made it.
+Every value is known at preview time (names and ARNs built from names), so pipeline
+definitions and IAM documents that embed them show in full in an offline plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+
+
+@dataclass(frozen=True)
+class PlatformRefs:
+    name_prefix: str
+    """`<project>-<environment>`: the prefix of every physical name."""
+    environment: str
+    account_id: pulumi.Input[str]
+    region: pulumi.Input[str]
+    partition: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    """The platform key (SageMaker volumes and outputs, SNS, logs, feature store)."""
+    kms_key_alias_arn: pulumi.Input[str]
+    """The platform key's alias ARN: known at preview, accepted wherever SageMaker takes a key."""
+    bucket_names: Mapping[str, pulumi.Input[str]]
+    """By data class: raw, curated, artifacts, capture, reports."""
+    bucket_arns: Mapping[str, pulumi.Input[str]]
+    bucket_key_arns: Mapping[str, pulumi.Input[str]]
+    """The key encrypting each bucket (the platform key unless keys are per bucket)."""
+    alarm_topic_arn: pulumi.Input[str]
+    log_retention_days: int = 30
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def arn(self, service: str, resource: str, *, regional: bool = True) -> pulumi.Output[str]:
+        """`arn:<partition>:<service>:<region>:<account>:<resource>` (IAM: no region)."""
+        region = self.region if regional else ""
+        return pulumi.Output.concat(
+            "arn:", self.partition, ":", service, ":", region, ":", self.account_id, ":", resource
+        )
+
+    def s3_uri(self, data_class: str, key: str) -> pulumi.Output[str]:
+        return pulumi.Output.concat("s3://", self.bucket_names[data_class], "/", key)
