@@ -24,4 +24,4 @@ platform = MlPlatform(
 pulumi.export("environment", settings.environment)
 pulumi.export("bucketNames", platform.data_lake.bucket_names)
 pulumi.export("kmsKeyArn", platform.key.arn)
-pulumi.export("alarmTopicArn", platform.alarm_topic.arn)
+pulumi.export("alarmTopicArn", platform.alarm_topic_arn)

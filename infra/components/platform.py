@@ -84,7 +84,7 @@ class MlPlatform(pulumi.ComponentResource):
             bucket_names=self.data_lake.bucket_names,
             bucket_arns=self.data_lake.bucket_arns,
             bucket_key_arns=self.data_lake.key_arns,
-            alarm_topic_arn=self.alarm_topic.arn,
+            alarm_topic_arn=self.alarm_topic_arn,
             log_retention_days=settings.log_retention_days,
             subnet_ids=settings.subnet_ids,
             security_group_ids=settings.security_group_ids,
@@ -94,11 +94,13 @@ class MlPlatform(pulumi.ComponentResource):
             {
                 "kms_key_arn": self.key.arn,
                 "bucket_names": self.data_lake.bucket_names,
-                "alarm_topic_arn": self.alarm_topic.arn,
+                "alarm_topic_arn": self.alarm_topic_arn,
             }
         )
 
     def _alarm_topic(self, name: str, args: MlPlatformArgs, tags: dict[str, str]) -> aws.sns.Topic:
+        """The topic people subscribe to; its ARN is built from its name so alarms naming it are
+        known at preview."""
         settings = args.settings
         topic_name = f"{settings.name_prefix}-alarms"
         topic = aws.sns.Topic(
@@ -111,6 +113,7 @@ class MlPlatform(pulumi.ComponentResource):
         topic_arn = pulumi.Output.concat(
             "arn:", args.partition, ":sns:", settings.region, ":", args.account_id, ":", topic_name
         )
+        self.alarm_topic_arn = topic_arn
         aws.sns.TopicPolicy(
             f"{name}-alarms-policy",
             arn=topic.arn,
