@@ -11,10 +11,15 @@ from rich.console import Console
 from infra.plan.config import ConfigFileError, load_project
 from infra.plan.render import render_plan
 from infra.plan.runner import plan_stacks
+from infra.policy.report import PolicyReport
+from infra.policy.report import render as render_report
 
-app = typer.Typer(help="mlops-kit: plan, review and run the MLOps platform offline.", no_args_is_help=True)
-console = Console()
+app = typer.Typer(
+    help="mlops-kit: plan, review and run the MLOps platform offline.", no_args_is_help=True
+)
+console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
+
 
 @app.callback()
 def main() -> None:
@@ -47,16 +52,33 @@ def plan(
     all_stacks: Annotated[bool, typer.Option("--all", help="Plan every stack in stacks/.")] = False,
     json_out: Annotated[
         Path | None,
-        typer.Option("--json", help="Write the plan file (with --all or several stacks: a folder)."),
+        typer.Option(
+            "--json", help="Write the plan file (with --all or several stacks: a folder)."
+        ),
     ] = None,
     project_dir: ProjectDir = Path("."),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary lines.")] = False,
+    policy_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy-config", help="The file `pulumi preview --policy-pack-config` takes."
+        ),
+    ] = None,
+    policy_pack: Annotated[
+        Path | None, typer.Option("--policy-pack", help="Policy pack folder (default: policies/).")
+    ] = None,
 ) -> None:
-    """Run the program offline under the Pulumi SDK's mock engine, as `pulumi preview` would."""
+    """Run the program offline under the Pulumi SDK's mock engine, as `pulumi preview` would,
+    and evaluate the policy pack on it. A mandatory violation makes the command fail."""
     stacks = _stacks(project_dir, stack, all_stacks)
     several = len(stacks) > 1 or all_stacks
     out_dir = json_out if (json_out and several) else None
-    results = plan_stacks(project_dir.resolve(), stacks, out_dir)
+    extra = []
+    if policy_config:
+        extra += ["--policy-config", str(policy_config.resolve())]
+    if policy_pack:
+        extra += ["--policy-pack", str(policy_pack.resolve())]
+    results = plan_stacks(project_dir.resolve(), stacks, out_dir, extra)
     failed = 0
     for result in results:
         if not result.ok or result.doc is None:
@@ -69,7 +91,21 @@ def plan(
             document.write(result.doc, json_out)
         if not quiet:
             render_plan(result.doc, console)
-        console.print(f"[green]✓ {result.stack}[/]: {len(result.doc['resources'])} resources planned")
+        summary = f"{len(result.doc['resources'])} resources planned"
+        policy = result.doc.get("policy")
+        if policy is not None:
+            report = PolicyReport.from_json(policy)
+            if report.violations and (not quiet or report.mandatory_count):
+                render_report(report, console)
+            summary += (
+                f", policy {report.pack}: {report.mandatory_count} mandatory, "
+                f"{report.advisory_count} advisory"
+            )
+            if report.mandatory_count:
+                failed += 1
+                errors.print(f"[red]✗ {result.stack}[/]: {summary}")
+                continue
+        console.print(f"[green]✓ {result.stack}[/]: {summary}")
     if failed:
         raise typer.Exit(1)
 

@@ -17,8 +17,28 @@ from pydantic.alias_generators import to_camel
 Environment = Literal["dev", "staging", "prod"]
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z][a-z0-9]*\.(medium|large|[0-9]*xlarge)$"
 CLOUDWATCH_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-    3288, 3653,
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
 )
 SCHEDULE_PATTERN = r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$"
 
@@ -163,7 +183,9 @@ def _describe(error: dict[str, Any], namespace: str, raw: dict[str, Any]) -> str
     return f"{key} = '{received}' is not allowed: {message}"
 
 
-def from_mapping(project: str, stack: str, region: str | None, raw: dict[str, Any]) -> PlatformSettings:
+def from_mapping(
+    project: str, stack: str, region: str | None, raw: dict[str, Any]
+) -> PlatformSettings:
     """Validate raw config values (engine strings or already-parsed objects)."""
     data: dict[str, Any] = {"project": project, "stack": stack, "region": region or ""}
     for key, value in raw.items():
@@ -176,7 +198,9 @@ def from_mapping(project: str, stack: str, region: str | None, raw: dict[str, An
             f"Fix it in stacks/Pulumi.{stack}.yaml (or `pulumi config set --path "
             f"{project}:<key> <value> --stack {stack}`); every key is described in Pulumi.yaml."
         )
-        raise SettingsError("invalid stack configuration:\n  " + "\n  ".join(lines) + "\n" + hint) from None
+        raise SettingsError(
+            "invalid stack configuration:\n  " + "\n  ".join(lines) + "\n" + hint
+        ) from None
 
 
 def load() -> PlatformSettings:

@@ -60,7 +60,9 @@ class HandlerFunction(pulumi.ComponentResource):
                 "grant those permissions on your own role, or drop role_arn to get a new one."
             )
         platform = args.platform
-        self.function_name = f"{platform.name_prefix}-{name.removeprefix(platform.name_prefix + '-')}"
+        self.function_name = (
+            f"{platform.name_prefix}-{name.removeprefix(platform.name_prefix + '-')}"
+        )
         if len(self.function_name) > 61:
             raise ValueError(
                 f"HandlerFunction '{name}': function name '{self.function_name}' is longer than "

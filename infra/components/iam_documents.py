@@ -23,7 +23,9 @@ def deny(sid: str, actions: list[str], resources: list[Any], **extra: Any) -> di
     return {"Sid": sid, "Effect": "Deny", "Action": actions, "Resource": resources, **extra}
 
 
-def service_trust(*services: str, account_id: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
+def service_trust(
+    *services: str, account_id: pulumi.Input[str] | None = None
+) -> pulumi.Output[str]:
     """A trust policy naming only these service principals, confined to our account."""
     statement: dict[str, Any] = {
         "Effect": "Allow",

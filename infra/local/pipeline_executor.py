@@ -241,7 +241,9 @@ class PipelineExecutor:
         outputs = args.get("ProcessingOutputConfig", {}).get("Outputs", [])
         for output in outputs:
             mapped(output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
-        self._execute(step["Name"], [mapped.arg(c) for c in command], root, args.get("Environment", {}))
+        self._execute(
+            step["Name"], [mapped.arg(c) for c in command], root, args.get("Environment", {})
+        )
         for output in outputs:
             target = output["S3Output"]
             self._upload(mapped(target["LocalPath"]), target["S3Uri"])
@@ -273,9 +275,12 @@ class PipelineExecutor:
             )
         code = mapped("/opt/ml/code")
         self._extract(submit, code)
-        env = {"SM_MODEL_DIR": str(mapped("/opt/ml/model")),
-               "SM_OUTPUT_DATA_DIR": str(mapped("/opt/ml/output/data")),
-               "SM_HPS": json.dumps(hyper), "PYTHONPATH": str(code)}
+        env = {
+            "SM_MODEL_DIR": str(mapped("/opt/ml/model")),
+            "SM_OUTPUT_DATA_DIR": str(mapped("/opt/ml/output/data")),
+            "SM_HPS": json.dumps(hyper),
+            "PYTHONPATH": str(code),
+        }
         for channel in args.get("InputDataConfig", []):
             local = mapped(f"/opt/ml/input/data/{channel['ChannelName']}")
             self._download(channel["DataSource"]["S3DataSource"]["S3Uri"], local)
@@ -292,8 +297,12 @@ class PipelineExecutor:
         bucket, key = split_s3(artifact)
         self.s3.put_object(Bucket=bucket, Key=key, Body=_tar_gz(Path(env["SM_MODEL_DIR"])))
         self._record_job("training", {**args, "TrainingJobName": job_name})
-        return {**args, "TrainingJobName": job_name, "TrainingJobStatus": "Completed",
-                "ModelArtifacts": {"S3ModelArtifacts": artifact}}
+        return {
+            **args,
+            "TrainingJobName": job_name,
+            "TrainingJobStatus": "Completed",
+            "ModelArtifacts": {"S3ModelArtifacts": artifact},
+        }
 
     def _register(self, args: dict[str, Any]) -> dict[str, Any]:
         request = {k: v for k, v in args.items() if k not in ("ModelPackageName",)}
@@ -308,8 +317,9 @@ class PipelineExecutor:
         full_env = {**os.environ, **{k: str(v) for k, v in env.items()}}
         full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
         cwd.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True,
-                              check=False)
+        proc = subprocess.run(
+            argv, cwd=cwd, env=full_env, capture_output=True, text=True, check=False
+        )
         (cwd.parent / f"{name}.log").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
@@ -336,7 +346,7 @@ class PipelineExecutor:
                 if obj["Key"] == key:
                     relative = Path(key).name
                 else:
-                    relative = obj["Key"][len(key):].lstrip("/")
+                    relative = obj["Key"][len(key) :].lstrip("/")
                 destination = target / relative
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 self.s3.download_file(bucket, obj["Key"], str(destination))
@@ -391,8 +401,11 @@ def _ordered(step_defs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     needs = {
         s["Name"]: {
             *[d for d in s.get("DependsOn", []) if d in names],
-            *[r.split(".")[1].split("[")[0] for r in references(s.get("Arguments", {}))
-              if r.startswith("Steps.") and r.split(".")[1].split("[")[0] in names],
+            *[
+                r.split(".")[1].split("[")[0]
+                for r in references(s.get("Arguments", {}))
+                if r.startswith("Steps.") and r.split(".")[1].split("[")[0] in names
+            ],
         }
         for s in step_defs
     }

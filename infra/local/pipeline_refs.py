@@ -45,10 +45,16 @@ def walk(value: Any, tokens: list[str | int], where: str) -> Any:
     for token in tokens:
         if isinstance(value, list) and isinstance(token, str):
             named = [
-                item for item in value
-                if isinstance(item, dict) and token in (
-                    item.get("OutputName"), item.get("InputName"), item.get("ChannelName"),
-                    item.get("Name"), item.get("PropertyFileName"),
+                item
+                for item in value
+                if isinstance(item, dict)
+                and token
+                in (
+                    item.get("OutputName"),
+                    item.get("InputName"),
+                    item.get("ChannelName"),
+                    item.get("Name"),
+                    item.get("PropertyFileName"),
                 )
             ]
             if not named:

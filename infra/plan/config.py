@@ -32,7 +32,10 @@ class Project:
         return self.stack_config_dir / f"Pulumi.{stack}.yaml"
 
     def stacks(self) -> list[str]:
-        names = (p.name[len("Pulumi.") : -len(".yaml")] for p in self.stack_config_dir.glob("Pulumi.*.yaml"))
+        names = (
+            p.name[len("Pulumi.") : -len(".yaml")]
+            for p in self.stack_config_dir.glob("Pulumi.*.yaml")
+        )
         return sorted(names)
 
 
@@ -45,7 +48,9 @@ class StackConfig:
 def load_project(root: Path) -> Project:
     path = root / "Pulumi.yaml"
     if not path.exists():
-        raise ConfigFileError(f"no Pulumi.yaml in {root}: run from the project root or pass --project-dir")
+        raise ConfigFileError(
+            f"no Pulumi.yaml in {root}: run from the project root or pass --project-dir"
+        )
     doc = yaml.safe_load(path.read_text()) or {}
     name = doc.get("name")
     if not name:
@@ -67,7 +72,9 @@ def _engine_string(value: Any) -> str:
     return str(value)
 
 
-def load_stack_config(project: Project, stack: str, overrides: dict[str, Any] | None = None) -> StackConfig:
+def load_stack_config(
+    project: Project, stack: str, overrides: dict[str, Any] | None = None
+) -> StackConfig:
     path = project.stack_file(stack)
     if not path.exists():
         known = ", ".join(project.stacks()) or "none"

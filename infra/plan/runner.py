@@ -21,12 +21,25 @@ class PlanResult:
     error: str
 
 
-def plan_stack(project_dir: Path, stack: str, out: Path | None = None) -> PlanResult:
+def plan_stack(
+    project_dir: Path, stack: str, out: Path | None = None, extra: list[str] | None = None
+) -> PlanResult:
+    """`extra`: more `infra.plan.run` arguments (`--policy-config F`, `--no-policy`)."""
     with tempfile.TemporaryDirectory() as tmp:
         target = out or Path(tmp) / f"{stack}.json"
         proc = subprocess.run(
-            [sys.executable, "-m", "infra.plan.run", "--project-dir", str(project_dir),
-             "--stack", stack, "--out", str(target)],
+            [
+                sys.executable,
+                "-m",
+                "infra.plan.run",
+                "--project-dir",
+                str(project_dir),
+                "--stack",
+                stack,
+                "--out",
+                str(target),
+                *(extra or []),
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -36,11 +49,17 @@ def plan_stack(project_dir: Path, stack: str, out: Path | None = None) -> PlanRe
         return PlanResult(stack, True, document.read(target), proc.stderr.strip())
 
 
-def plan_stacks(project_dir: Path, stacks: list[str], out_dir: Path | None = None) -> list[PlanResult]:
+def plan_stacks(
+    project_dir: Path,
+    stacks: list[str],
+    out_dir: Path | None = None,
+    extra: list[str] | None = None,
+) -> list[PlanResult]:
     """Plans run two at a time: each is its own process, so they share nothing."""
+
     def one(stack: str) -> PlanResult:
         out = out_dir / f"{stack}.json" if out_dir else None
-        return plan_stack(project_dir, stack, out)
+        return plan_stack(project_dir, stack, out, extra)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return list(pool.map(one, stacks))

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def resolved_stack(stack: str, overrides: dict[str, Any] | None = None) -> Capture:
     project = load_project(ROOT)
-    return capture_program(project, stack, load_stack_config(project, stack, overrides), preview=False)
+    return capture_program(
+        project, stack, load_stack_config(project, stack, overrides), preview=False
+    )
 
 
 def resolved(program: Callable[[], Any], environment: str = "dev") -> Capture:

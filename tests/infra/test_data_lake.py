@@ -39,31 +39,44 @@ def _lake(**overrides) -> Capture:
 def test_every_data_bucket_is_encrypted_with_a_customer_managed_kms_key(stacks, env):
     capture = stacks[env]
     for bucket in _data_buckets(capture):
-        sse = linked(capture, "aws:s3/bucketServerSideEncryptionConfiguration:"
-                     "BucketServerSideEncryptionConfiguration", bucket)
+        sse = linked(
+            capture,
+            "aws:s3/bucketServerSideEncryptionConfiguration:"
+            "BucketServerSideEncryptionConfiguration",
+            bucket,
+        )
         rule = sse.inputs["rules"][0]
         assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
         assert rule["bucketKeyEnabled"] is True
         key_urns = sse.property_dependencies["rules"]
         assert [_by_urn(capture, u).type for u in key_urns] == ["aws:kms/key:Key"]
-        assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith("arn:aws:kms:")
+        assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith(
+            "arn:aws:kms:"
+        )
 
 
 def test_access_log_bucket_uses_s3_managed_keys_because_log_delivery_requires_it(stacks):
     capture = stacks["dev"]
     (logs,) = [b for b in _buckets(capture) if b.inputs["tags"]["DataClass"] == "access-logs"]
-    sse = linked(capture, "aws:s3/bucketServerSideEncryptionConfiguration:"
-                 "BucketServerSideEncryptionConfiguration", logs)
-    assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
+    sse = linked(
+        capture,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        logs,
+    )
+    assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"] == {
+        "sseAlgorithm": "AES256"
+    }
     delivery = [s for s in policy_of(capture, logs)["Statement"] if s["Effect"] == "Allow"]
-    assert delivery == [{
-        "Sid": "S3ServerAccessLogDelivery",
-        "Effect": "Allow",
-        "Principal": {"Service": "logging.s3.amazonaws.com"},
-        "Action": ["s3:PutObject"],
-        "Resource": [f"arn:aws:s3:::{logs.inputs['bucket']}/*"],
-        "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
-    }]
+    assert delivery == [
+        {
+            "Sid": "S3ServerAccessLogDelivery",
+            "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": ["s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{logs.inputs['bucket']}/*"],
+            "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+        }
+    ]
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
@@ -88,15 +101,21 @@ def test_every_bucket_blocks_all_four_kinds_of_public_access(stacks, env):
     capture = stacks[env]
     for bucket in _buckets(capture):
         block = linked(capture, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket)
-        for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                     "restrictPublicBuckets"):
+        for flag in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        ):
             assert block.inputs[flag] is True, (bucket.name, flag)
 
 
 def test_every_bucket_enforces_bucket_owner_object_ownership(stacks):
     capture = stacks["dev"]
     for bucket in _buckets(capture):
-        ownership = linked(capture, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", bucket)
+        ownership = linked(
+            capture, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", bucket
+        )
         assert ownership.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
 
 
@@ -105,8 +124,11 @@ def test_every_bucket_policy_denies_requests_without_tls(stacks, env):
     capture = stacks[env]
     for bucket in _buckets(capture):
         arn = f"arn:aws:s3:::{bucket.inputs['bucket']}"
-        (deny,) = [s for s in policy_of(capture, bucket)["Statement"]
-                   if s["Sid"] == "DenyInsecureTransport"]
+        (deny,) = [
+            s
+            for s in policy_of(capture, bucket)["Statement"]
+            if s["Sid"] == "DenyInsecureTransport"
+        ]
         assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
         assert deny["Action"] == ["s3:*"]
         assert deny["Resource"] == [arn, f"{arn}/*"]
@@ -117,8 +139,12 @@ def test_bucket_policy_denies_uploads_naming_another_algorithm_or_key(stacks):
     capture = stacks["prod"]
     for bucket in _data_buckets(capture):
         statements = {s["Sid"]: s for s in policy_of(capture, bucket)["Statement"]}
-        sse = linked(capture, "aws:s3/bucketServerSideEncryptionConfiguration:"
-                     "BucketServerSideEncryptionConfiguration", bucket)
+        sse = linked(
+            capture,
+            "aws:s3/bucketServerSideEncryptionConfiguration:"
+            "BucketServerSideEncryptionConfiguration",
+            bucket,
+        )
         key_arn = sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"]
         algorithm = statements["DenyOtherEncryptionAlgorithms"]["Condition"]
         assert algorithm["StringNotEquals"] == {"s3:x-amz-server-side-encryption": "aws:kms"}
@@ -139,8 +165,9 @@ def test_every_data_bucket_logs_access_to_the_access_log_bucket(stacks, env):
 
 def _rule(capture: Capture, data_class: str) -> dict:
     (bucket,) = [b for b in _buckets(capture) if b.inputs["tags"]["DataClass"] == data_class]
-    lifecycle = linked(capture, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-                       bucket)
+    lifecycle = linked(
+        capture, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket
+    )
     (rule,) = lifecycle.inputs["rules"]
     return rule
 
@@ -169,11 +196,13 @@ def test_prod_buckets_and_keys_are_protected_and_retained_on_delete(stacks):
 
 
 def _bucket_keys(capture: Capture) -> set[str]:
-    sse_type = ("aws:s3/bucketServerSideEncryptionConfiguration:"
-                "BucketServerSideEncryptionConfiguration")
+    sse_type = (
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
     return {
         linked(capture, sse_type, b).inputs["rules"][0]["applyServerSideEncryptionByDefault"][
-            "kmsMasterKeyId"]
+            "kmsMasterKeyId"
+        ]
         for b in _data_buckets(capture)
     }
 
@@ -206,7 +235,9 @@ def test_passing_a_platform_key_and_asking_for_one_key_per_bucket_is_rejected():
 
     def both() -> None:
         key = aws.kms.Key("k")
-        DataLake("lake", DataLakeArgs("mlops-dev", "1", "us-east-1", kms_key=key, key_per_bucket=True))
+        DataLake(
+            "lake", DataLakeArgs("mlops-dev", "1", "us-east-1", kms_key=key, key_per_bucket=True)
+        )
 
     with pytest.raises(ValueError, match="kms_key and key_per_bucket=True were both given"):
         resolved(both)

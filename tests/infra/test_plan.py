@@ -46,7 +46,10 @@ def test_nested_urns_carry_the_full_parent_type_chain_without_the_root_stack(sta
         "urn:pulumi:dev::mlops::mlops:platform:MlPlatform$mlops:data:DataLake"
         "$mlops:storage:SecureBucket$aws:s3/bucket:Bucket::mlops-dev-lake-raw" in urns
     )
-    assert "urn:pulumi:dev::mlops::mlops:platform:MlPlatform$mlops:data:DataLake::mlops-dev-lake" in urns
+    assert (
+        "urn:pulumi:dev::mlops::mlops:platform:MlPlatform$mlops:data:DataLake::mlops-dev-lake"
+        in urns
+    )
 
 
 def test_urn_rule_matches_the_engine_for_root_children_and_grandchildren():
@@ -139,3 +142,29 @@ def test_config_reaches_the_program_as_engine_strings(stack_plans, stack):
     assert config["mlops:environment"] == stack
     assert config["mlops:models"].startswith("[{")
     assert config["mlops:kmsKeyPerBucket"] in ("true", "false")
+
+
+def test_plan_evaluates_the_policy_pack_and_prod_has_no_mandatory_violation(stack_plans):
+    policy = stack_plans["prod"]["policy"]
+    assert policy["pack"] == "mlops-guardrails" and policy["environment"] == "prod"
+    assert policy["mandatoryCount"] == 0
+    proc = _cli("plan", "--stack", "prod", "-q")
+    assert proc.returncode == 0 and "0 mandatory" in proc.stdout
+
+
+def test_an_insecure_program_fails_the_plan_with_its_violations_and_exit_code():
+    fixture = ROOT / "tests" / "fixtures" / "insecure"
+    proc = _cli(
+        "plan",
+        "--stack",
+        "dev",
+        "--project-dir",
+        str(fixture),
+        "--policy-pack",
+        str(ROOT / "policies"),
+        "-q",
+    )
+    assert proc.returncode == 1
+    assert "[mandatory] iam-no-aws-managed-admin-policies" in proc.stdout
+    assert "AmazonSageMakerFullAccess" in proc.stdout
+    assert "8 mandatory" in proc.stderr

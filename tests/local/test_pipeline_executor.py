@@ -30,8 +30,12 @@ out = pathlib.Path(a.output); out.mkdir(parents=True, exist_ok=True)
 
 def _definition(fail: str = "no") -> dict:
     report_uri = {"Get": "Steps.Score.ProcessingOutputConfig.Outputs['report'].S3Output.S3Uri"}
-    score = {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Score.PropertyFiles.Report"},
-                             "Path": "metrics.score.value"}}
+    score = {
+        "Std:JsonGet": {
+            "PropertyFile": {"Get": "Steps.Score.PropertyFiles.Report"},
+            "Path": "metrics.score.value",
+        }
+    }
     return {
         "Version": "2020-12-01",
         "Parameters": [{"Name": "Threshold", "Type": "Float", "DefaultValue": 0.5}],
@@ -40,61 +44,126 @@ def _definition(fail: str = "no") -> dict:
                 "Name": "Gate",
                 "Type": "Condition",
                 "Arguments": {
-                    "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": score,
-                                    "RightValue": {"Get": "Parameters.Threshold"}}],
-                    "IfSteps": [{
-                        "Name": "Register",
-                        "Type": "RegisterModel",
-                        "Arguments": {
-                            "ModelPackageGroupName": "group",
-                            "ModelApprovalStatus": "Approved",
-                            "InferenceSpecification": {
-                                "Containers": [{"Image": "img", "ModelDataUrl": {
-                                    "Std:Join": {"On": "/", "Values": [report_uri, "model.tar.gz"]}
-                                }}],
-                                "SupportedContentTypes": ["application/json"],
-                                "SupportedResponseMIMETypes": ["application/json"],
+                    "Conditions": [
+                        {
+                            "Type": "GreaterThanOrEqualTo",
+                            "LeftValue": score,
+                            "RightValue": {"Get": "Parameters.Threshold"},
+                        }
+                    ],
+                    "IfSteps": [
+                        {
+                            "Name": "Register",
+                            "Type": "RegisterModel",
+                            "Arguments": {
+                                "ModelPackageGroupName": "group",
+                                "ModelApprovalStatus": "Approved",
+                                "InferenceSpecification": {
+                                    "Containers": [
+                                        {
+                                            "Image": "img",
+                                            "ModelDataUrl": {
+                                                "Std:Join": {
+                                                    "On": "/",
+                                                    "Values": [report_uri, "model.tar.gz"],
+                                                }
+                                            },
+                                        }
+                                    ],
+                                    "SupportedContentTypes": ["application/json"],
+                                    "SupportedResponseMIMETypes": ["application/json"],
+                                },
                             },
-                        },
-                    }],
-                    "ElseSteps": [{
-                        "Name": "TooLow",
-                        "Type": "Fail",
-                        "Arguments": {"ErrorMessage": {"Std:Join": {"On": " ", "Values": [
-                            "score", score, "is below", {"Get": "Parameters.Threshold"}]}}},
-                    }],
+                        }
+                    ],
+                    "ElseSteps": [
+                        {
+                            "Name": "TooLow",
+                            "Type": "Fail",
+                            "Arguments": {
+                                "ErrorMessage": {
+                                    "Std:Join": {
+                                        "On": " ",
+                                        "Values": [
+                                            "score",
+                                            score,
+                                            "is below",
+                                            {"Get": "Parameters.Threshold"},
+                                        ],
+                                    }
+                                }
+                            },
+                        }
+                    ],
                 },
             },
             {
                 "Name": "Score",
                 "Type": "Processing",
                 "Arguments": {
-                    "ProcessingResources": {"ClusterConfig": {
-                        "InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}},
+                    "ProcessingResources": {
+                        "ClusterConfig": {
+                            "InstanceCount": 1,
+                            "InstanceType": "ml.m5.large",
+                            "VolumeSizeInGB": 30,
+                        }
+                    },
                     "AppSpecification": {
                         "ImageUri": "img",
-                        "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/score.py"],
-                        "ContainerArguments": ["--input", "/opt/ml/processing/input/data",
-                                               "--output", "/opt/ml/processing/output/report",
-                                               "--fail", fail],
+                        "ContainerEntrypoint": [
+                            "python3",
+                            "/opt/ml/processing/input/code/score.py",
+                        ],
+                        "ContainerArguments": [
+                            "--input",
+                            "/opt/ml/processing/input/data",
+                            "--output",
+                            "/opt/ml/processing/output/report",
+                            "--fail",
+                            fail,
+                        ],
                     },
                     "RoleArn": ROLE,
                     "ProcessingInputs": [
-                        {"InputName": "data", "S3Input": {
-                            "S3Uri": "s3://work/in", "LocalPath": "/opt/ml/processing/input/data",
-                            "S3DataType": "S3Prefix", "S3InputMode": "File"}},
-                        {"InputName": "code", "S3Input": {
-                            "S3Uri": "s3://work/code/score.py",
-                            "LocalPath": "/opt/ml/processing/input/code",
-                            "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+                        {
+                            "InputName": "data",
+                            "S3Input": {
+                                "S3Uri": "s3://work/in",
+                                "LocalPath": "/opt/ml/processing/input/data",
+                                "S3DataType": "S3Prefix",
+                                "S3InputMode": "File",
+                            },
+                        },
+                        {
+                            "InputName": "code",
+                            "S3Input": {
+                                "S3Uri": "s3://work/code/score.py",
+                                "LocalPath": "/opt/ml/processing/input/code",
+                                "S3DataType": "S3Prefix",
+                                "S3InputMode": "File",
+                            },
+                        },
                     ],
-                    "ProcessingOutputConfig": {"Outputs": [{"OutputName": "report", "S3Output": {
-                        "S3Uri": "s3://work/out/report",
-                        "LocalPath": "/opt/ml/processing/output/report",
-                        "S3UploadMode": "EndOfJob"}}]},
+                    "ProcessingOutputConfig": {
+                        "Outputs": [
+                            {
+                                "OutputName": "report",
+                                "S3Output": {
+                                    "S3Uri": "s3://work/out/report",
+                                    "LocalPath": "/opt/ml/processing/output/report",
+                                    "S3UploadMode": "EndOfJob",
+                                },
+                            }
+                        ]
+                    },
                 },
-                "PropertyFiles": [{"PropertyFileName": "Report", "OutputName": "report",
-                                   "FilePath": "report.json"}],
+                "PropertyFiles": [
+                    {
+                        "PropertyFileName": "Report",
+                        "OutputName": "report",
+                        "FilePath": "report.json",
+                    }
+                ],
             },
         ],
     }
@@ -109,14 +178,17 @@ def aws(tmp_path: Path):
         s3.put_object(Bucket="work", Key="in/data.json", Body=json.dumps([0.6, 0.8, 1.0]))
         s3.put_object(Bucket="work", Key="code/score.py", Body=SCRIPT)
         sagemaker.create_model_package_group(ModelPackageGroupName="group")
-        executor = PipelineExecutor(s3, sagemaker, tmp_path, region=REGION, account_id="123456789012")
+        executor = PipelineExecutor(
+            s3, sagemaker, tmp_path, region=REGION, account_id="123456789012"
+        )
         yield s3, sagemaker, executor
 
 
 def _start(sagemaker, definition: dict, **parameters) -> str:
     name = f"p{abs(hash(json.dumps(definition, sort_keys=True))) % 10**8}"
-    sagemaker.create_pipeline(PipelineName=name, PipelineDefinition=json.dumps(definition),
-                              RoleArn=ROLE)
+    sagemaker.create_pipeline(
+        PipelineName=name, PipelineDefinition=json.dumps(definition), RoleArn=ROLE
+    )
     response = sagemaker.start_pipeline_execution(
         PipelineName=name,
         PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
@@ -133,7 +205,9 @@ def test_a_condition_reads_the_property_file_an_earlier_step_wrote_and_registers
     assert result.step("Gate").properties == {"Outcome": True}
     report = json.loads(s3.get_object(Bucket="work", Key="out/report/report.json")["Body"].read())
     assert report["metrics"]["score"]["value"] == pytest.approx(0.8)
-    (package,) = sagemaker.list_model_packages(ModelPackageGroupName="group")["ModelPackageSummaryList"]
+    (package,) = sagemaker.list_model_packages(ModelPackageGroupName="group")[
+        "ModelPackageSummaryList"
+    ]
     assert package["ModelApprovalStatus"] == "Approved"
     described = sagemaker.describe_model_package(ModelPackageName=package["ModelPackageArn"])
     url = described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
@@ -148,7 +222,10 @@ def test_the_else_branch_fails_the_execution_with_the_figures_in_the_reason(aws)
     result = executor.run(arn)
     assert result.status == "Failed"
     assert "score 0.8" in result.failure_reason and "is below 0.9" in result.failure_reason
-    assert sagemaker.list_model_packages(ModelPackageGroupName="group")["ModelPackageSummaryList"] == []
+    assert (
+        sagemaker.list_model_packages(ModelPackageGroupName="group")["ModelPackageSummaryList"]
+        == []
+    )
     described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
     assert described["PipelineExecutionStatus"] == "Failed"
 
