@@ -1,4 +1,4 @@
-"""SageMaker Feature Store groups for the customer and item features (`mlops:features:FeatureStore`).
+"""Feature groups for the customer and item features (`mlops:features:FeatureStore`).
 
 The schema is read from `ml_code.features.definitions.feature_group_schema`, the same contract
 training and the endpoint use, so a changed feature shows in a plan as a changed
@@ -72,9 +72,7 @@ class FeatureStore(pulumi.ComponentResource):
         depends_on: list[pulumi.Resource] = [self.glue_database]
         if role_policy is not None:
             depends_on.append(role_policy)
-        self.groups = {
-            group: self._feature_group(name, group, depends_on) for group in GROUPS
-        }
+        self.groups = {group: self._feature_group(name, group, depends_on) for group in GROUPS}
 
         self.customer_group_name = self._group_names["customer"]
         self.item_group_name = self._group_names["item"]
@@ -156,9 +154,9 @@ class FeatureStore(pulumi.ComponentResource):
         platform = self._args.platform
         bucket_arn = platform.bucket_arns["curated"]
         objects = pulumi.Output.concat(bucket_arn, f"/{OFFLINE_STORE_PREFIX}/*")
-        keys = pulumi.Output.all(
-            platform.bucket_key_arns["curated"], platform.kms_key_arn
-        ).apply(lambda arns: sorted(set(arns)))
+        keys = pulumi.Output.all(platform.bucket_key_arns["curated"], platform.kms_key_arn).apply(
+            lambda arns: sorted(set(arns))
+        )
         database = self.glue_database_name
         glue = [
             platform.arn("glue", "catalog"),

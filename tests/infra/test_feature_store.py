@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pulumi
 import pytest
 
 from infra.components.feature_store import FeatureStore, FeatureStoreArgs
@@ -17,9 +18,18 @@ ACCOUNT = "123456789012"
 PLATFORM_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/platform"
 CURATED_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/curated"
 CURATED = f"mlops-dev-curated-{ACCOUNT}"
+OUTPUTS = (
+    "customer_group_name",
+    "item_group_name",
+    "customer_group_arn",
+    "item_group_arn",
+    "role_arn",
+    "offline_store_uri",
+    "glue_database_name",
+)
 
 
-def _platform(name_prefix: str = "mlops-dev") -> PlatformRefs:
+def platform_refs(name_prefix: str = "mlops-dev") -> PlatformRefs:
     buckets = {c: f"{name_prefix}-{c}-{ACCOUNT}" for c in ("raw", "curated", "artifacts")}
     return PlatformRefs(
         name_prefix=name_prefix,
@@ -39,7 +49,7 @@ def _platform(name_prefix: str = "mlops-dev") -> PlatformRefs:
 
 @pytest.fixture(scope="module")
 def capture() -> Capture:
-    return resolved(lambda: FeatureStore("features", FeatureStoreArgs(_platform())))
+    return resolved(lambda: FeatureStore("features", FeatureStoreArgs(platform_refs())))
 
 
 def _group(capture: Capture, group: str) -> Resource:
@@ -127,17 +137,29 @@ def test_role_policy_grants_no_wildcard_action_and_no_wildcard_resource(capture)
         assert "*" not in statement["Resource"], statement
 
 
-def test_outputs_are_known_names_and_arns(capture):
-    (component,) = capture.by_type("mlops:features:FeatureStore")
-    assert component.name == "features"
-    store = resolved(lambda: FeatureStore("features", FeatureStoreArgs(_platform())))
-    assert store.by_type(GROUP)
+def test_outputs_name_the_groups_role_offline_store_and_database():
+    def program() -> None:
+        store = FeatureStore("features", FeatureStoreArgs(platform_refs()))
+        for output in OUTPUTS:
+            pulumi.export(output, getattr(store, output))
+
+    outputs = resolved(program).outputs
+    sagemaker = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}"
+    assert outputs == {
+        "customer_group_name": "mlops-dev-customer-features",
+        "item_group_name": "mlops-dev-item-features",
+        "customer_group_arn": f"{sagemaker}:feature-group/mlops-dev-customer-features",
+        "item_group_arn": f"{sagemaker}:feature-group/mlops-dev-item-features",
+        "role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-feature-store",
+        "offline_store_uri": f"s3://{CURATED}/feature-store/",
+        "glue_database_name": "mlops_dev_feature_store",
+    }
 
 
 def test_bringing_your_own_role_creates_no_role_and_uses_it_for_both_groups():
     byo = f"arn:aws:iam::{ACCOUNT}:role/team-feature-store"
     capture = resolved(
-        lambda: FeatureStore("features", FeatureStoreArgs(_platform(), role_arn=byo))
+        lambda: FeatureStore("features", FeatureStoreArgs(platform_refs(), role_arn=byo))
     )
     assert not capture.by_type("aws:iam/role:Role")
     assert not capture.by_type("aws:iam/rolePolicy:RolePolicy")
@@ -147,7 +169,7 @@ def test_bringing_your_own_role_creates_no_role_and_uses_it_for_both_groups():
 def test_a_prefix_too_long_for_a_feature_group_name_is_rejected_with_the_name():
     long_prefix = "a" * 50 + "-dev"
     with pytest.raises(ValueError, match=f"'{long_prefix}-customer-features'.*Shorten"):
-        resolved(lambda: FeatureStore("features", FeatureStoreArgs(_platform(long_prefix))))
+        resolved(lambda: FeatureStore("features", FeatureStoreArgs(platform_refs(long_prefix))))
 
 
 def test_every_taggable_resource_carries_name_and_platform_tags(capture):

@@ -1,0 +1,103 @@
+"""One model's half of the platform (`mlops:workload:ModelWorkload`).
+
+Training pipeline, registry, endpoint path, monitoring, alarms and the retraining trigger for
+one entry of `mlops:models`. Every physical name carries the model's name, so several teams'
+workloads share one platform without colliding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+
+from infra.components.inference_endpoint import InferenceEndpoint, InferenceEndpointArgs
+from infra.components.model_alarms import ModelAlarms, ModelAlarmsArgs
+from infra.components.model_registry import ModelRegistry, ModelRegistryArgs
+from infra.components.platform_refs import PlatformRefs
+from infra.components.retraining_trigger import RetrainingTrigger, RetrainingTriggerArgs
+from infra.settings import ModelSettings, PlatformSettings
+
+
+@dataclass
+class ModelWorkloadArgs:
+    platform: PlatformRefs
+    model: ModelSettings
+    settings: PlatformSettings
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class ModelWorkload(pulumi.ComponentResource):
+    def __init__(
+        self, name: str, args: ModelWorkloadArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:workload:ModelWorkload", name, None, opts)
+        platform, model, settings = args.platform, args.model, args.settings
+        tags = {**args.tags, "Model": model.name, "Team": model.team}
+        child = pulumi.ResourceOptions(parent=self)
+        self.registry = ModelRegistry(
+            f"{name}-registry",
+            ModelRegistryArgs(
+                platform=platform,
+                model_name=model.name,
+                approval_mode=settings.approval_mode,
+                protect=settings.protect,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.endpoint = InferenceEndpoint(
+            f"{name}-endpoint",
+            InferenceEndpointArgs(
+                platform=platform,
+                model_name=model.name,
+                model_package_group_name=self.registry.group_name,
+                instance_type=model.endpoint_instance_type,
+                min_instances=model.min_instances,
+                max_instances=model.max_instances,
+                target_invocations_per_instance=model.target_invocations_per_instance,
+                capture_sampling_percent=settings.capture_sampling_percent,
+                deployment_strategy=settings.deployment_strategy,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.alarms = ModelAlarms(
+            f"{name}-alarms",
+            ModelAlarmsArgs(
+                platform=platform,
+                model_name=model.name,
+                endpoint_name=self.endpoint.endpoint_name,
+                variant_name=self.endpoint.variant_name,
+                drift_threshold=model.drift_threshold,
+                quality_floor=model.quality_floor,
+                latency_p99_ms=model.latency_p99_ms,
+                error_5xx_threshold=model.error_5xx_threshold,
+                missing_invocations_minutes=model.missing_invocations_minutes,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.pipeline_name = f"{platform.name_prefix}-{model.name}-training"
+        self.retraining = RetrainingTrigger(
+            f"{name}-retraining",
+            RetrainingTriggerArgs(
+                platform=platform,
+                model_name=model.name,
+                pipeline_name=self.pipeline_name,
+                model_package_group_name=self.registry.group_name,
+                alarm_names=[self.alarms.drift_alarm_name, self.alarms.quality_alarm_name],
+                schedule_expression=settings.retrain_schedule,
+                cooldown_minutes=settings.retrain_cooldown_minutes,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "model_package_group": self.registry.group_name,
+                "endpoint_name": self.endpoint.endpoint_name,
+                "pipeline_name": self.pipeline_name,
+                "alarm_names": self.alarms.alarm_names,
+            }
+        )

@@ -1,0 +1,208 @@
+"""Start the model's training pipeline when its drift or quality alarm fires, or on schedule.
+
+Alarm storms must start one run, not many (EventBridge delivers at least once, alarms flap,
+the drift and quality alarms often fire together). So a run is started only when no execution
+of the pipeline is Executing or Stopping and none started within the cooldown; and concurrent
+duplicates that both pass that check collapse on a `ClientRequestToken` derived from the
+pipeline and the event-time bucket (one bucket per cooldown window).
+
+The new run receives why it was started (`TriggerReason`) and the metric the current champion
+must be beaten on (`ChampionNdcgAt10`, read from the latest Approved model package's
+`CustomerMetadataProperties["ndcg_at_10"]`; 0 when no model was approved yet).
+
+Configuration comes from the environment: `PIPELINE_NAME`, `MODEL_PACKAGE_GROUP`,
+`COOLDOWN_MINUTES` (default 360). `AWS_ENDPOINT_URL` points the client at an emulator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+SCHEDULE_SOURCE = "schedule"
+ACTIVE_STATUSES = frozenset({"Executing", "Stopping"})
+TRIGGER_REASON_PARAMETER = "TriggerReason"
+CHAMPION_METRIC_PARAMETER = "ChampionNdcgAt10"
+CHAMPION_METRIC_PROPERTY = "ndcg_at_10"
+DEFAULT_COOLDOWN_MINUTES = 360
+ACTIVE_LOOKBACK = timedelta(days=30)
+"""Executions older than this are not listed; SageMaker stops pipeline executions long before."""
+MAX_PARAMETER_LENGTH = 1024
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    pipeline_name: str
+    model_package_group: str
+    cooldown_minutes: int = DEFAULT_COOLDOWN_MINUTES
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainConfig:
+        env = os.environ if env is None else env
+        missing = [k for k in ("PIPELINE_NAME", "MODEL_PACKAGE_GROUP") if not env.get(k)]
+        if missing:
+            raise ValueError(
+                f"retrain handler: environment variables {missing} are not set; the "
+                "RetrainingTrigger component sets them on the function."
+            )
+        raw = env.get("COOLDOWN_MINUTES", str(DEFAULT_COOLDOWN_MINUTES))
+        try:
+            cooldown = int(raw)
+        except ValueError:
+            raise ValueError(
+                f"retrain handler: COOLDOWN_MINUTES='{raw}' is not a whole number of minutes"
+            ) from None
+        if cooldown < 0:
+            raise ValueError(f"retrain handler: COOLDOWN_MINUTES={cooldown} must be 0 or more")
+        return cls(env["PIPELINE_NAME"], env["MODEL_PACKAGE_GROUP"], cooldown)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point."""
+    client = boto3.client("sagemaker", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    return retrain(event, client=client, config=RetrainConfig.from_env())
+
+
+def retrain(
+    event: Mapping[str, Any],
+    *,
+    client: Any,
+    config: RetrainConfig,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Start at most one execution for this event; say why one was or was not started."""
+    now = now or datetime.now(UTC)
+    reason = trigger_reason(event)
+    if reason is None:
+        return _result(False, _ignored(event), None)
+
+    latest_arn, blocked_because = _blocking_execution(client, config, now)
+    if blocked_because is not None:
+        return _result(False, blocked_because, latest_arn)
+
+    champion = champion_metric(client, config.model_package_group)
+    try:
+        response = client.start_pipeline_execution(
+            PipelineName=config.pipeline_name,
+            PipelineExecutionDescription=reason[:MAX_PARAMETER_LENGTH],
+            PipelineParameters=[
+                {"Name": TRIGGER_REASON_PARAMETER, "Value": reason[:MAX_PARAMETER_LENGTH]},
+                {"Name": CHAMPION_METRIC_PARAMETER, "Value": repr(champion)},
+            ],
+            ClientRequestToken=request_token(config, _event_time(event, now)),
+        )
+    except ClientError as error:
+        # A concurrent invocation used the same token with different parameters (another
+        # alarm's reason, say): that invocation's run is the one this event asked for.
+        if error.response.get("Error", {}).get("Code") == "ConflictException":
+            message = error.response["Error"].get("Message", "")
+            return _result(False, f"duplicate: {message}", None)
+        raise
+    return _result(True, reason, response["PipelineExecutionArn"])
+
+
+def trigger_reason(event: Mapping[str, Any]) -> str | None:
+    """`alarm:<name>:<reason>` for an alarm entering ALARM, `schedule`, or None to ignore."""
+    if event.get("source") == SCHEDULE_SOURCE:
+        return SCHEDULE_SOURCE
+    if event.get("detail-type") != ALARM_STATE_CHANGE:
+        return None
+    detail = event.get("detail") or {}
+    state = detail.get("state") or {}
+    if state.get("value") != "ALARM":
+        return None
+    return f"alarm:{detail.get('alarmName', '')}:{state.get('reason', '')}"
+
+
+def champion_metric(client: Any, model_package_group: str) -> float:
+    """The latest Approved package's NDCG@10, or 0.0 when none is approved or it has none.
+
+    Read from CustomerMetadataProperties: ModelMetrics only points at S3 reports, which this
+    function's role deliberately cannot read.
+    """
+    packages = client.list_model_packages(
+        ModelPackageGroupName=model_package_group,
+        ModelApprovalStatus="Approved",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
+    )["ModelPackageSummaryList"]
+    if not packages:
+        return 0.0
+    described = client.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
+    raw = (described.get("CustomerMetadataProperties") or {}).get(CHAMPION_METRIC_PROPERTY)
+    try:
+        value = float(raw) if raw is not None else 0.0
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) else 0.0
+
+
+def request_token(config: RetrainConfig, event_time: datetime) -> str:
+    """Same pipeline and same cooldown-sized window of event time: same token."""
+    window = max(config.cooldown_minutes, 1) * 60
+    bucket = int(event_time.timestamp()) // window
+    return hashlib.sha256(f"{config.pipeline_name}:{bucket}".encode()).hexdigest()
+
+
+def _blocking_execution(
+    client: Any, config: RetrainConfig, now: datetime
+) -> tuple[str | None, str | None]:
+    summaries = _recent_executions(client, config.pipeline_name, now)
+    for summary in summaries:
+        status = summary.get("PipelineExecutionStatus")
+        if status in ACTIVE_STATUSES:
+            return summary["PipelineExecutionArn"], f"blocked: {status} execution in progress"
+    if summaries:
+        latest = summaries[0]
+        started = latest["StartTime"]
+        if started > now - timedelta(minutes=config.cooldown_minutes):
+            return latest["PipelineExecutionArn"], (
+                f"cooldown: last execution started {started.isoformat()}, within "
+                f"{config.cooldown_minutes} minutes"
+            )
+    return None, None
+
+
+def _recent_executions(client: Any, pipeline_name: str, now: datetime) -> list[dict[str, Any]]:
+    """Executions of the last ACTIVE_LOOKBACK, newest first (sorted here too: emulators ignore
+    SortBy)."""
+    pages = client.get_paginator("list_pipeline_executions").paginate(
+        PipelineName=pipeline_name,
+        CreatedAfter=now - ACTIVE_LOOKBACK,
+        SortBy="CreationTime",
+        SortOrder="Descending",
+    )
+    summaries = [s for page in pages for s in page.get("PipelineExecutionSummaries", [])]
+    return sorted(summaries, key=lambda s: s["StartTime"], reverse=True)
+
+
+def _event_time(event: Mapping[str, Any], now: datetime) -> datetime:
+    raw = event.get("time")
+    if not raw:
+        return now
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return now
+
+
+def _ignored(event: Mapping[str, Any]) -> str:
+    if event.get("detail-type") == ALARM_STATE_CHANGE:
+        detail = event.get("detail") or {}
+        state = (detail.get("state") or {}).get("value")
+        return f"ignored: alarm {detail.get('alarmName', '')} is {state}, not ALARM"
+    return "ignored: neither an alarm state change nor a scheduled retrain"
+
+
+def _result(started: bool, reason: str, execution_arn: str | None) -> dict[str, Any]:
+    return {"started": started, "reason": reason, "execution_arn": execution_arn}
