@@ -1,0 +1,1 @@
+"""Retail dataset: its schema, a synthetic generator, loaders and validation."""

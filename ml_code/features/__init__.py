@@ -1,0 +1,1 @@
+"""Feature definitions (the contract shared with serving and the feature store) and builders."""

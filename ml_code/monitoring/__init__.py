@@ -1,0 +1,1 @@
+"""Model monitoring: training baselines, feature drift and model quality on captured traffic."""

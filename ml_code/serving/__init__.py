@@ -1,0 +1,1 @@
+"""Model serving on the SageMaker scikit-learn container contract, with data capture."""

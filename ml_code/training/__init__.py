@@ -1,0 +1,1 @@
+"""Training, evaluation and ranking metrics of the retail recommender."""
