@@ -28,6 +28,8 @@ class DataLakeArgs:
     region: pulumi.Input[str]
     partition: pulumi.Input[str] = "aws"
     kms_key: aws.kms.Key | None = None
+    kms_key_name: str | None = None
+    """The logical name `kms_key` was created with by `customer_managed_key` (for its alias)."""
     key_per_bucket: bool = False
     raw_cold_storage_days: int = 30
     capture_retention_days: int = 30
@@ -73,6 +75,15 @@ class DataLake(pulumi.ComponentResource):
         self.bucket_names = {role: b.bucket_name for role, b in self.buckets.items()}
         self.bucket_arns = {role: b.arn for role, b in self.buckets.items()}
         self.key_arns = {role: key.arn for role, key in self.keys.items()}
+        self.key_alias_arns = {
+            role: kms.alias_arn(
+                self._key_names[role],
+                partition=args.partition,
+                region=args.region,
+                account_id=args.account_id,
+            )
+            for role in DATA_BUCKETS
+        }
         self.register_outputs(
             {
                 "bucket_names": self.bucket_names,
@@ -100,12 +111,22 @@ class DataLake(pulumi.ComponentResource):
             )
 
         if args.key_per_bucket:
+            self._key_names = {role: f"{name}-{role}-key" for role in DATA_BUCKETS}
             return {
-                role: new_key(f"{name}-{role}-key", f"{args.name_prefix} {role} bucket")
+                role: new_key(self._key_names[role], f"{args.name_prefix} {role} bucket")
                 for role in DATA_BUCKETS
             }
-        key = args.kms_key or new_key(f"{name}-key", f"{args.name_prefix} data lake")
-        return {role: key for role in DATA_BUCKETS}
+        if args.kms_key is not None:
+            if args.kms_key_name is None:
+                raise ValueError(
+                    f"DataLake '{name}': kms_key was given without kms_key_name; pass the "
+                    "logical name the key was created with (its alias is alias/<name>)."
+                )
+            self._key_names = dict.fromkeys(DATA_BUCKETS, args.kms_key_name)
+            return dict.fromkeys(DATA_BUCKETS, args.kms_key)
+        self._key_names = dict.fromkeys(DATA_BUCKETS, f"{name}-key")
+        key = new_key(f"{name}-key", f"{args.name_prefix} data lake")
+        return dict.fromkeys(DATA_BUCKETS, key)
 
     def _lifecycle(self, role: str) -> LifecycleArgs:
         args = self.args

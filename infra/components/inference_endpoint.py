@@ -321,7 +321,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 "EnableCapture": True,
                 "InitialSamplingPercentage": args.capture_sampling_percent,
                 "DestinationS3Uri": platform.s3_uri("capture", self.capture_prefix),
-                "KmsKeyId": platform.bucket_key_arns["capture"],
+                "KmsKeyId": platform.bucket_key_alias_arns["capture"],
                 "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
                 "CaptureContentTypeHeader": {"CsvContentTypes": [CSV], "JsonContentTypes": [JSON]},
             },

@@ -19,6 +19,20 @@ KEY_USE_ACTIONS = [
 ]
 
 
+def alias_arn(
+    name: str,
+    *,
+    partition: pulumi.Input[str],
+    region: pulumi.Input[str],
+    account_id: pulumi.Input[str],
+) -> pulumi.Output[str]:
+    """The ARN of the alias `customer_managed_key(name, ...)` creates: known at preview, and
+    accepted wherever SageMaker takes a key for volumes, outputs or data capture."""
+    return pulumi.Output.concat(
+        "arn:", partition, ":kms:", region, ":", account_id, ":alias/", name
+    )
+
+
 def customer_managed_key(
     name: str,
     *,

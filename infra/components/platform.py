@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from infra.components import iam_documents, kms
 from infra.components.data_lake import DataLake, DataLakeArgs
+from infra.components.feature_store import FeatureStore, FeatureStoreArgs
 from infra.components.platform_refs import PlatformRefs
 from infra.components.tagging import tags_for
 from infra.settings import PlatformSettings
@@ -35,7 +36,6 @@ class MlPlatform(pulumi.ComponentResource):
         settings = args.settings
         tags = {**settings.tags, **args.tags}
         protect = settings.protect
-        self.key_alias = f"alias/{name}-key"
         self.key = kms.customer_managed_key(
             f"{name}-key",
             description=f"{settings.name_prefix} platform key",
@@ -57,6 +57,7 @@ class MlPlatform(pulumi.ComponentResource):
                 region=settings.region,
                 partition=args.partition,
                 kms_key=None if settings.kms_key_per_bucket else self.key,
+                kms_key_name=None if settings.kms_key_per_bucket else f"{name}-key",
                 key_per_bucket=settings.kms_key_per_bucket,
                 raw_cold_storage_days=settings.raw_data_cold_storage_days,
                 capture_retention_days=settings.capture_retention_days,
@@ -70,9 +71,6 @@ class MlPlatform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.alarm_topic = self._alarm_topic(name, args, tags)
-        region_arn = pulumi.Output.concat(
-            "arn:", args.partition, ":kms:", settings.region, ":", args.account_id, ":"
-        )
         self.refs = PlatformRefs(
             name_prefix=settings.name_prefix,
             environment=settings.environment,
@@ -80,19 +78,34 @@ class MlPlatform(pulumi.ComponentResource):
             region=settings.region,
             partition=args.partition,
             kms_key_arn=self.key.arn,
-            kms_key_alias_arn=pulumi.Output.concat(region_arn, self.key_alias),
+            kms_key_alias_arn=kms.alias_arn(
+                f"{name}-key",
+                partition=args.partition,
+                region=settings.region,
+                account_id=args.account_id,
+            ),
             bucket_names=self.data_lake.bucket_names,
             bucket_arns=self.data_lake.bucket_arns,
             bucket_key_arns=self.data_lake.key_arns,
+            bucket_key_alias_arns=self.data_lake.key_alias_arns,
             alarm_topic_arn=self.alarm_topic_arn,
             log_retention_days=settings.log_retention_days,
             subnet_ids=settings.subnet_ids,
             security_group_ids=settings.security_group_ids,
             tags=tags,
         )
+        self.feature_store = FeatureStore(
+            f"{name}-features",
+            FeatureStoreArgs(platform=self.refs),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.register_outputs(
             {
                 "kms_key_arn": self.key.arn,
+                "feature_groups": [
+                    self.feature_store.customer_group_name,
+                    self.feature_store.item_group_name,
+                ],
                 "bucket_names": self.data_lake.bucket_names,
                 "alarm_topic_arn": self.alarm_topic_arn,
             }

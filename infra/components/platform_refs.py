@@ -31,6 +31,8 @@ class PlatformRefs:
     bucket_arns: Mapping[str, pulumi.Input[str]]
     bucket_key_arns: Mapping[str, pulumi.Input[str]]
     """The key encrypting each bucket (the platform key unless keys are per bucket)."""
+    bucket_key_alias_arns: Mapping[str, pulumi.Input[str]]
+    """Alias ARNs of those keys: known at preview, for SageMaker request documents."""
     alarm_topic_arn: pulumi.Input[str]
     log_retention_days: int = 30
     subnet_ids: tuple[str, ...] = ()

@@ -8,15 +8,12 @@ import pulumi
 import pytest
 
 from infra.components.feature_store import FeatureStore, FeatureStoreArgs
-from infra.components.platform_refs import PlatformRefs
 from infra.plan.engine import Capture, Resource
 from ml_code.features.definitions import feature_group_schema
+from tests.infra.platform import ACCOUNT, CURATED_KEY, PLATFORM_KEY, platform_refs
 from tests.infra.resolved import resolved
 
 GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
-ACCOUNT = "123456789012"
-PLATFORM_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/platform"
-CURATED_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/curated"
 CURATED = f"mlops-dev-curated-{ACCOUNT}"
 OUTPUTS = (
     "customer_group_name",
@@ -27,24 +24,6 @@ OUTPUTS = (
     "offline_store_uri",
     "glue_database_name",
 )
-
-
-def platform_refs(name_prefix: str = "mlops-dev") -> PlatformRefs:
-    buckets = {c: f"{name_prefix}-{c}-{ACCOUNT}" for c in ("raw", "curated", "artifacts")}
-    return PlatformRefs(
-        name_prefix=name_prefix,
-        environment="dev",
-        account_id=ACCOUNT,
-        region="us-east-1",
-        partition="aws",
-        kms_key_arn=PLATFORM_KEY,
-        kms_key_alias_arn=f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/platform",
-        bucket_names=buckets,
-        bucket_arns={c: f"arn:aws:s3:::{b}" for c, b in buckets.items()},
-        bucket_key_arns={"raw": PLATFORM_KEY, "curated": CURATED_KEY, "artifacts": PLATFORM_KEY},
-        alarm_topic_arn=f"arn:aws:sns:us-east-1:{ACCOUNT}:alarms",
-        tags={"Project": "mlops", "Environment": "dev"},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +148,11 @@ def test_bringing_your_own_role_creates_no_role_and_uses_it_for_both_groups():
 def test_a_prefix_too_long_for_a_feature_group_name_is_rejected_with_the_name():
     long_prefix = "a" * 50 + "-dev"
     with pytest.raises(ValueError, match=f"'{long_prefix}-customer-features'.*Shorten"):
-        resolved(lambda: FeatureStore("features", FeatureStoreArgs(platform_refs(long_prefix))))
+        resolved(
+            lambda: FeatureStore(
+                "features", FeatureStoreArgs(platform_refs(name_prefix=long_prefix))
+            )
+        )
 
 
 def test_every_taggable_resource_carries_name_and_platform_tags(capture):

@@ -11,43 +11,17 @@ from infra.components.inference_endpoint import InferenceEndpoint, InferenceEndp
 from infra.components.model_alarms import ModelAlarms, ModelAlarmsArgs
 from infra.components.platform_refs import PlatformRefs
 from infra.plan.engine import Capture, Resource
+from tests.infra.platform import (
+    ACCOUNT,
+    ARTIFACTS_KEY,
+    CAPTURE_KEY,
+    alias_of,
+    platform_refs,
+)
 from tests.infra.resolved import resolved
 
-ACCOUNT = "123456789012"
-PLATFORM_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/platform"
-CAPTURE_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/capture"
-ARTIFACTS_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/artifacts"
-TOPIC = f"arn:aws:sns:us-east-1:{ACCOUNT}:mlops-dev-alarms"
 ENDPOINT = "mlops-dev-recsys"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-
-
-def platform_refs(environment: str = "dev", **overrides: Any) -> PlatformRefs:
-    """The platform as a team's project would see it through a StackReference."""
-    prefix = f"mlops-{environment}"
-    classes = ("raw", "curated", "artifacts", "capture", "reports")
-    names = {c: f"{prefix}-{c}-{ACCOUNT}" for c in classes}
-    keys = {
-        **dict.fromkeys(classes, PLATFORM_KEY),
-        "capture": CAPTURE_KEY,
-        "artifacts": ARTIFACTS_KEY,
-    }
-    fields: dict[str, Any] = {
-        "name_prefix": prefix,
-        "environment": environment,
-        "account_id": ACCOUNT,
-        "region": "us-east-1",
-        "partition": "aws",
-        "kms_key_arn": PLATFORM_KEY,
-        "kms_key_alias_arn": f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/platform",
-        "bucket_names": names,
-        "bucket_arns": {c: f"arn:aws:s3:::{n}" for c, n in names.items()},
-        "bucket_key_arns": keys,
-        "alarm_topic_arn": TOPIC.replace("mlops-dev", prefix),
-        "tags": {"Project": "mlops", "Environment": environment, "Owner": "ml-platform"},
-    }
-    fields.update(overrides)
-    return PlatformRefs(**fields)
 
 
 def _endpoint(environment: str = "dev", platform: PlatformRefs | None = None, **args: Any):
@@ -116,7 +90,7 @@ def test_template_captures_input_and_output_to_the_capture_bucket_with_its_key(d
     capture = _template(dev)["DataCaptureConfig"]
     assert capture["EnableCapture"] is True
     assert capture["DestinationS3Uri"] == f"s3://mlops-dev-capture-{ACCOUNT}/capture/{ENDPOINT}"
-    assert capture["KmsKeyId"] == CAPTURE_KEY
+    assert capture["KmsKeyId"] == alias_of(CAPTURE_KEY), "an alias ARN is known at preview"
     assert capture["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
     assert capture["CaptureContentTypeHeader"] == {
         "CsvContentTypes": ["text/csv"],

@@ -10,8 +10,8 @@ import pytest
 from infra.components.model_alarms import ModelAlarms, ModelAlarmsArgs
 from infra.plan.engine import Capture, Resource
 from ml_code.monitoring import metrics
+from tests.infra.platform import ACCOUNT, TOPIC, platform_refs
 from tests.infra.resolved import resolved
-from tests.infra.test_inference_endpoint import ACCOUNT, TOPIC, platform_refs
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 ENDPOINT = "mlops-dev-recsys"

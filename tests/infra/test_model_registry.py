@@ -9,8 +9,8 @@ import pytest
 
 from infra.components.model_registry import ModelRegistry, ModelRegistryArgs
 from infra.plan.engine import Capture
+from tests.infra.platform import ACCOUNT, platform_refs
 from tests.infra.resolved import resolved
-from tests.infra.test_inference_endpoint import ACCOUNT, platform_refs
 
 GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
 POLICY = "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy"

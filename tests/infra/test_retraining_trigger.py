@@ -10,8 +10,8 @@ import pytest
 
 from infra.components.retraining_trigger import RetrainingTrigger, RetrainingTriggerArgs
 from infra.plan.engine import Capture, Resource
+from tests.infra.platform import ACCOUNT, platform_refs
 from tests.infra.resolved import resolved
-from tests.infra.test_feature_store import ACCOUNT, platform_refs
 
 RULE = "aws:cloudwatch/eventRule:EventRule"
 TARGET = "aws:cloudwatch/eventTarget:EventTarget"
