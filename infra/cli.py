@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from infra.diff.command import register as register_diff
 from infra.plan.config import ConfigFileError, load_project
 from infra.plan.render import render_plan
 from infra.plan.runner import plan_stacks
@@ -19,6 +20,9 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
+
+
+register_diff(app)
 
 
 @app.callback()
@@ -67,6 +71,21 @@ def plan(
     policy_pack: Annotated[
         Path | None, typer.Option("--policy-pack", help="Policy pack folder (default: policies/).")
     ] = None,
+    resolved: Annotated[
+        bool,
+        typer.Option(
+            "--resolved",
+            help="Plan as after an update (placeholder ids and ARNs), e.g. to stand in for a "
+            "deployed stack that another project reads through a StackReference.",
+        ),
+    ] = False,
+    stack_reference: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stack-reference",
+            help="NAME=PLAN.json: answer StackReference(NAME) with that plan file's outputs.",
+        ),
+    ] = None,
 ) -> None:
     """Run the program offline under the Pulumi SDK's mock engine, as `pulumi preview` would,
     and evaluate the policy pack on it. A mandatory violation makes the command fail."""
@@ -78,6 +97,11 @@ def plan(
         extra += ["--policy-config", str(policy_config.resolve())]
     if policy_pack:
         extra += ["--policy-pack", str(policy_pack.resolve())]
+    if resolved:
+        extra.append("--resolved")
+    for reference in stack_reference or []:
+        name, _, path = reference.partition("=")
+        extra += ["--stack-reference", f"{name}={Path(path).resolve()}"]
     results = plan_stacks(project_dir.resolve(), stacks, out_dir, extra)
     failed = 0
     for result in results:

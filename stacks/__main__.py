@@ -31,6 +31,7 @@ workloads = {
 }
 
 pulumi.export("environment", settings.environment)
+pulumi.export("platform", platform.refs.to_stack_output())
 pulumi.export("bucketNames", platform.data_lake.bucket_names)
 pulumi.export("kmsKeyArn", platform.key.arn)
 pulumi.export("alarmTopicArn", platform.alarm_topic_arn)

@@ -76,11 +76,19 @@ def urn_for(stack: str, project: str, parent_urn: str | None, type_: str, name: 
 class PlanMocks(pulumi.runtime.Mocks):
     """Preview semantics: a new resource's outputs are its inputs; everything else is unknown."""
 
-    def __init__(self, region: str, preview: bool = True) -> None:
+    def __init__(
+        self,
+        region: str,
+        preview: bool = True,
+        stack_outputs: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.region = region
         self.preview = preview
+        self.stack_outputs = stack_outputs or {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            return self._stack_reference(args)
         if self.preview:
             return "", dict(args.inputs)
         service = args.typ.split(":")[1].split("/")[0]
@@ -91,6 +99,19 @@ class PlanMocks(pulumi.runtime.Mocks):
             arn = f"arn:aws:s3:::{resource_id}"
         state = {"arn": arn, "keyId": resource_id, "name": args.name, **args.inputs}
         return resource_id, state
+
+    def _stack_reference(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        """Another stack's outputs come from its own offline plan. A referenced stack is a
+        deployed one, so pass a plan made with `--resolved`; a preview plan's unknowns stay
+        unknown (and make every output read from it unknown, as the SDK does)."""
+        name = args.inputs.get("name") or args.resource_id or args.name
+        if name not in self.stack_outputs:
+            raise UnmockedInvokeError(
+                f"StackReference '{name}' cannot be read offline: plan that stack first and pass "
+                f"its plan file with --stack-reference {name}=PLAN.json"
+            )
+        outputs = _wire(self.stack_outputs[name])
+        return name, {"name": name, "outputs": outputs, "secretOutputNames": []}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
         answers = {
@@ -186,6 +207,17 @@ class RecordingMonitor(mocks.MockMonitor):
         )
 
 
+def _wire(value: Any) -> Any:
+    """A plan file's values as the engine would send them (unknowns as its sentinel)."""
+    if value is values.UNKNOWN:
+        return values.UNKNOWN_SENTINEL
+    if isinstance(value, dict):
+        return {k: _wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire(v) for v in value]
+    return value
+
+
 def _alias(alias: Any) -> str:
     if alias.urn:
         return alias.urn
@@ -194,7 +226,12 @@ def _alias(alias: Any) -> str:
 
 
 def capture_program(
-    project: Project, stack: str, config: StackConfig, *, preview: bool = True
+    project: Project,
+    stack: str,
+    config: StackConfig,
+    *,
+    preview: bool = True,
+    stack_outputs: dict[str, dict[str, Any]] | None = None,
 ) -> Capture:
     """Run the project's program for `stack` in this process under the recording monitor."""
     program = project.main / "__main__.py" if project.main.is_dir() else project.main
@@ -209,6 +246,7 @@ def capture_program(
             config=config.values,
             secret_keys=config.secret_keys,
             preview=preview,
+            stack_outputs=stack_outputs,
         )
     finally:
         os.chdir(cwd)
@@ -222,6 +260,7 @@ def capture_function(
     config: dict[str, str] | None = None,
     secret_keys: list[str] | None = None,
     preview: bool = True,
+    stack_outputs: dict[str, dict[str, Any]] | None = None,
 ) -> Capture:
     """Run `program` inside a fresh root stack, as the language host runs `__main__.py`.
 
@@ -231,7 +270,7 @@ def capture_function(
     config = dict(config or {})
     secret_keys = list(secret_keys or [])
     region = config.get("aws:region", "us-east-1")
-    monitor = RecordingMonitor(PlanMocks(region, preview), project, stack)
+    monitor = RecordingMonitor(PlanMocks(region, preview, stack_outputs), project, stack)
     run_settings = mocks.MockSettings(
         monitor=monitor,
         monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pulumi
 
-from infra.plan import document
+from infra.plan import document, values
 from infra.plan.config import ConfigFileError, load_project, load_stack_config
 from infra.plan.engine import Capture, UnmockedInvokeError, capture_program
 from infra.policy import PolicyConfigError, evaluate, load_policy_config
@@ -37,11 +37,26 @@ def main(argv: list[str] | None = None) -> int:
         help="the file `pulumi preview --policy-pack-config` takes",
     )
     parser.add_argument("--no-policy", action="store_true", help="skip policy evaluation")
+    parser.add_argument(
+        "--resolved",
+        action="store_true",
+        help="plan as after an update: ids and ARNs get placeholder values instead of unknowns",
+    )
+    parser.add_argument(
+        "--stack-reference",
+        action="append",
+        default=[],
+        metavar="NAME=PLAN.json",
+        help="answer StackReference(NAME) with the outputs of that stack's plan file",
+    )
     args = parser.parse_args(argv)
     try:
         project = load_project(args.project_dir.resolve())
         config = load_stack_config(project, args.stack)
-        capture = capture_program(project, args.stack, config)
+        references = dict(_reference(item) for item in args.stack_reference)
+        capture = capture_program(
+            project, args.stack, config, preview=not args.resolved, stack_outputs=references
+        )
         policy = None if args.no_policy else _evaluate(project.root, capture, args)
     except (ConfigFileError, UnmockedInvokeError, pulumi.RunError, PolicyConfigError) as exc:
         print(f"error: stack '{args.stack}': {exc}", file=sys.stderr)
@@ -52,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     document.write(document.to_document(capture, policy), args.out)
     return 0
+
+
+def _reference(item: str) -> tuple[str, dict]:
+    name, sep, path = item.partition("=")
+    if not sep:
+        raise ConfigFileError(f"--stack-reference takes NAME=PLAN.json, got '{item}'")
+    return name, values.from_json(document.read(Path(path))["outputs"])
 
 
 def _evaluate(root: Path, capture: Capture, args: argparse.Namespace) -> dict | None:
