@@ -55,6 +55,15 @@ class DataLake(pulumi.ComponentResource):
         self.args = args
         self.access_logs = self._access_log_bucket(name)
         self.keys = self._keys(name)
+        self.key_alias_arns = {
+            role: kms.alias_arn(
+                self._key_names[role],
+                partition=args.partition,
+                region=args.region,
+                account_id=args.account_id,
+            )
+            for role in DATA_BUCKETS
+        }
         self.buckets = {
             role: SecureBucket(
                 f"{name}-{role}",
@@ -62,6 +71,7 @@ class DataLake(pulumi.ComponentResource):
                     bucket_name=self._physical_name(role),
                     partition=args.partition,
                     kms_key=self.keys[role],
+                    kms_key_alias_arn=self.key_alias_arns[role],
                     log_bucket=self.access_logs.bucket,
                     log_prefix=f"{role}/",
                     lifecycle=self._lifecycle(role),
@@ -75,15 +85,6 @@ class DataLake(pulumi.ComponentResource):
         self.bucket_names = {role: b.bucket_name for role, b in self.buckets.items()}
         self.bucket_arns = {role: b.arn for role, b in self.buckets.items()}
         self.key_arns = {role: key.arn for role, key in self.keys.items()}
-        self.key_alias_arns = {
-            role: kms.alias_arn(
-                self._key_names[role],
-                partition=args.partition,
-                region=args.region,
-                account_id=args.account_id,
-            )
-            for role in DATA_BUCKETS
-        }
         self.register_outputs(
             {
                 "bucket_names": self.bucket_names,

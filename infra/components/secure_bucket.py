@@ -35,6 +35,8 @@ class SecureBucketArgs:
     bucket_name: pulumi.Input[str]
     partition: pulumi.Input[str] = "aws"
     kms_key: aws.kms.Key | None = None
+    kms_key_alias_arn: pulumi.Input[str] | None = None
+    """The key's alias ARN, also accepted in upload headers (SageMaker may name the alias)."""
     log_bucket: aws.s3.Bucket | None = None
     log_prefix: str = ""
     lifecycle: LifecycleArgs = field(default_factory=LifecycleArgs)
@@ -96,7 +98,8 @@ class SecureBucket(pulumi.ComponentResource):
             f"{name}-policy",
             bucket=self.bucket.id,
             policy=iam_documents.document(
-                *_policy_statements(self.arn, args.kms_key), *args.extra_policy_statements
+                *_policy_statements(self.arn, args.kms_key, args.kms_key_alias_arn),
+                *args.extra_policy_statements,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]),
         )
@@ -150,7 +153,9 @@ def _encryption_rule(kms_key: aws.kms.Key | None) -> dict[str, Any]:
 
 
 def _policy_statements(
-    bucket_arn: pulumi.Output[str], kms_key: aws.kms.Key | None
+    bucket_arn: pulumi.Output[str],
+    kms_key: aws.kms.Key | None,
+    kms_key_alias_arn: pulumi.Input[str] | None = None,
 ) -> list[dict[str, Any]]:
     objects = pulumi.Output.concat(bucket_arn, "/*")
     statements = [
@@ -184,7 +189,14 @@ def _policy_statements(
             Principal="*",
             Condition={
                 "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
-                "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": kms_key.arn},
+                "StringNotEquals": {
+                    "s3:x-amz-server-side-encryption-aws-kms-key-id": [
+                        kms_key.arn,
+                        kms_key_alias_arn,
+                    ]
+                    if kms_key_alias_arn is not None
+                    else kms_key.arn
+                },
             },
         ),
     ]

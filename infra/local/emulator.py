@@ -22,6 +22,8 @@ from botocore.config import Config
 from moto.backends import get_backend
 from moto.server import ThreadedMotoServer
 
+from infra.local import moto_extensions
+
 ACCOUNT_ID = "123456789012"
 """moto's default account, and the account every plan is made for: ARNs in plans stay valid."""
 DEFAULT_REGION = "us-east-1"
@@ -153,6 +155,7 @@ class Emulator:
     def _start(self) -> None:
         if _REQUEST_LOG.level < logging.WARNING:
             _REQUEST_LOG.setLevel(logging.WARNING)
+        moto_extensions.install()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()

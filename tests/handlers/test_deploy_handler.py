@@ -1,6 +1,7 @@
 """The deploy handler as a plain function against moto.
 
-moto 5.2.5 does not implement SageMaker's UpdateEndpoint, and it stores neither
+moto 5.2.5 does not implement SageMaker's UpdateEndpoint (infra.local.moto_extensions adds it,
+as the embedded cloud does), and it stores neither
 `EnableNetworkIsolation` on models nor any `DeploymentConfig`. So the `moto_update_endpoint`
 fixture teaches moto the missing operation (switch the endpoint to the new config, record the
 request), and `requests` records every SageMaker request as botocore validated it against the
@@ -15,9 +16,8 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.core.responses import ActionResult
-from moto.sagemaker.responses import SageMakerResponse
 
+from infra.local import moto_extensions
 from ml_code.handlers import deploy
 
 REGION = "us-east-1"
@@ -81,19 +81,6 @@ TEMPLATE: dict[str, Any] = {
 }
 
 
-def _moto_update_endpoint(self: SageMakerResponse) -> ActionResult:
-    """UpdateEndpoint as SageMaker completes it: the endpoint serves the new config."""
-    backend = self.sagemaker_backend
-    config = backend.describe_endpoint_config(self._get_param("EndpointConfigName"))
-    backend.describe_endpoint(self._get_param("EndpointName"))
-    endpoint = backend.endpoints[self._get_param("EndpointName")]
-    endpoint.endpoint_config_name = config["EndpointConfigName"]
-    endpoint.production_variants = endpoint._process_production_variants(
-        config["ProductionVariants"]
-    )
-    return ActionResult({"EndpointArn": endpoint.arn})
-
-
 @pytest.fixture
 def aws(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
@@ -101,7 +88,7 @@ def aws(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv(deploy.TEMPLATE_ENV, json.dumps(TEMPLATE))
-    monkeypatch.setattr(SageMakerResponse, "update_endpoint", _moto_update_endpoint, raising=False)
+    moto_extensions.install()
     with mock_aws():
         yield
 

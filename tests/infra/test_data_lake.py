@@ -150,7 +150,13 @@ def test_bucket_policy_denies_uploads_naming_another_algorithm_or_key(stacks):
         assert algorithm["StringNotEquals"] == {"s3:x-amz-server-side-encryption": "aws:kms"}
         assert algorithm["Null"] == {"s3:x-amz-server-side-encryption": "false"}
         key = statements["DenyOtherKmsKeys"]["Condition"]
-        assert key["StringNotEquals"] == {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}
+        (key_name,) = [
+            k.name for k in capture.by_type("aws:kms/key:Key") if key_arn.endswith(f":{k.name}")
+        ]
+        alias = f"arn:aws:kms:us-east-1:123456789012:alias/{key_name}"
+        assert key["StringNotEquals"] == {
+            "s3:x-amz-server-side-encryption-aws-kms-key-id": [key_arn, alias]
+        }
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
