@@ -20,6 +20,8 @@ Script::
     python -m ml_code.lineage --dataset DIR|s3://bucket/prefix --store DIR|s3://bucket/prefix
 """
 
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 
@@ -78,7 +80,7 @@ class DatasetManifest:
         return json.dumps(body, indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "DatasetManifest":
+    def from_json(cls, text: str) -> DatasetManifest:
         body = json.loads(text)
         if body.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"not a dataset manifest (format {body.get('format')!r})")
@@ -104,7 +106,8 @@ def code_hash(source_dir: str | Path) -> str:
     """
     root = Path(source_dir)
     paths = sorted(
-        p for p in root.rglob("*")
+        p
+        for p in root.rglob("*")
         if p.is_file()
         and not _EXCLUDED_DIRS.intersection(p.relative_to(root).parts)
         and not p.name.endswith(_EXCLUDED_SUFFIXES)
@@ -131,7 +134,10 @@ def git_commit(source_dir: str | Path | None = None) -> str | None:
         result = subprocess.run(
             ["git", "rev-parse", "HEAD"],
             cwd=source_dir or Path(__file__).parent,
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -175,7 +181,8 @@ def manifest_for_directory(dataset_dir: str | Path) -> DatasetManifest:
     root = Path(dataset_dir)
     blobs = [
         (p.relative_to(root).as_posix(), p.read_bytes(), None)
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     ]
     return _build_manifest(str(root), blobs)
 
@@ -235,9 +242,7 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def write_manifest_s3(
-    manifest: DatasetManifest, store_uri: str, client: Any | None = None
-) -> str:
+def write_manifest_s3(manifest: DatasetManifest, store_uri: str, client: Any | None = None) -> str:
     """Put ``<store>/<version>/manifest.json`` only if absent; raise ManifestExistsError if not."""
     from botocore.exceptions import ClientError
 
@@ -246,7 +251,10 @@ def write_manifest_s3(
     key = f"{prefix}/{manifest.version}/{MANIFEST_FILE}".lstrip("/")
     try:
         s3.put_object(
-            Bucket=bucket, Key=key, Body=manifest.to_json().encode(), IfNoneMatch="*",
+            Bucket=bucket,
+            Key=key,
+            Body=manifest.to_json().encode(),
+            IfNoneMatch="*",
             ContentType="application/json",
         )
     except ClientError as exc:
@@ -268,7 +276,7 @@ def publish_s3_version(
         for item in page.get("Contents", []):
             response = s3.get_object(Bucket=bucket, Key=item["Key"])
             blobs.append(
-                (item["Key"][len(base):], response["Body"].read(), response.get("VersionId"))
+                (item["Key"][len(base) :], response["Body"].read(), response.get("VersionId"))
             )
     manifest = _build_manifest(dataset_uri.rstrip("/"), blobs)
     try:

@@ -15,6 +15,8 @@ Script::
         [--start-date 2026-01-05] [--days 60] [--scenario preference-shift]
 """
 
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 
@@ -44,13 +46,26 @@ _PURCHASE_GIVEN_CART = 0.55
 
 @dataclass(frozen=True)
 class Scenario:
-    """Behaviour changes that start on day ``shift_day`` (days after the world's start date)."""
+    """Behaviour changes that start on day ``shift_day`` (days after the world's start date).
+
+    Default: the world's first 60 days are unchanged, so a default world trains a healthy model
+    and traffic simulated past it with ``generate_day`` drifts.
+
+    * preference shift: customers of ``shift_segment`` (``"*"`` for everyone) swap their
+      favourite category with ``shift_to_category`` (default: the category that segment liked
+      least, so the change is as large as it can be), blended by ``shift_strength`` (1 = full
+      swap). Buying follows the new taste at once; browsing lags, keeping ``browsing_lag`` of
+      the old taste, so features built from views trail what customers now buy.
+    * price shock: prices in ``price_shock_category`` are multiplied by ``price_shock_factor``.
+    * new items: ``new_items`` items arrive in ``new_items_category`` (random when None),
+      ``new_items_popularity`` times as appealing as a typical item.
+    """
 
     name: str = "preference-shift"
     shift_day: int = 60
     shift_segment: str | None = "regular"
-    shift_to_category: str | None = "sports"
-    shift_strength: float = 1.0
+    shift_to_category: str | None = None
+    shift_strength: float = 0.6
     browsing_lag: float = 0.5
     price_shock_category: str | None = None
     price_shock_factor: float = 1.0
@@ -133,11 +148,9 @@ def generate_world(
     segment_idx = rng.choice(len(SEGMENTS), size=n_customers, p=_SEGMENT_SHARE)
     sensitivity = np.asarray(_SEGMENT_SENSITIVITY)[segment_idx] * rng.lognormal(0, 0.2, n_customers)
     segment_prior = rng.dirichlet(np.ones(n_cat), size=len(SEGMENTS)) * 2.0
-    preferences = np.vstack(
-        [rng.dirichlet(0.35 + segment_prior[s]) for s in segment_idx]
-    )
+    preferences = np.vstack([rng.dirichlet(0.35 + segment_prior[s]) for s in segment_idx])
     activity = rng.lognormal(np.log(1.1), 0.6, n_customers)
-    width = len(str(n_customers))
+    width = max(5, len(str(n_customers)))
     customers = pd.DataFrame(
         {
             "customer_id": [f"C{i:0{width}d}" for i in range(n_customers)],
@@ -148,29 +161,24 @@ def generate_world(
         }
     )
 
-    n_new = scenario.new_items
-    total = n_items + n_new
-    category_idx = np.concatenate(
-        [
-            rng.permutation(np.arange(n_items) % n_cat),
-            _new_item_categories(scenario, n_new, rng),
-        ]
+    base_items, base_popularity = _catalogue(
+        rng, np.arange(n_items) % n_cat, start_date - _days(rng.integers(30, 900, n_items))
     )
-    base = np.asarray([_BASE_PRICE[c] for c in CATEGORIES])[category_idx]
-    price = np.round(base * rng.lognormal(0, 0.35, total), 2)
-    popularity = rng.lognormal(0, 1.0, total)
-    popularity[n_items:] *= scenario.new_items_popularity
-    listed = [start_date - dt.timedelta(days=int(d)) for d in rng.integers(30, 900, n_items)]
-    listed += [start_date + dt.timedelta(days=scenario.shift_day)] * n_new
-    width = len(str(total))
-    items = pd.DataFrame(
-        {
-            "item_id": [f"I{i:0{width}d}" for i in range(total)],
-            "category": np.asarray(CATEGORIES)[category_idx],
-            "price": price,
-            "listed_date": listed,
-        }
+    # New arrivals draw from their own stream, so every scenario shares the same base world.
+    arrivals = np.random.default_rng([seed, 0xBEEF])
+    new_categories = (
+        np.full(scenario.new_items, CATEGORIES.index(scenario.new_items_category))
+        if scenario.new_items_category is not None
+        else arrivals.integers(0, n_cat, scenario.new_items)
     )
+    shift_date = start_date + dt.timedelta(days=scenario.shift_day)
+    new_items, new_popularity = _catalogue(
+        arrivals, new_categories, np.full(scenario.new_items, shift_date), shuffle=False
+    )
+    items = pd.concat([base_items, new_items], ignore_index=True)
+    width = max(4, len(str(len(items))))
+    items.insert(0, "item_id", [f"I{i:0{width}d}" for i in range(len(items))])
+    popularity = np.concatenate([base_popularity, new_popularity * scenario.new_items_popularity])
     world = World(
         seed=seed,
         start_date=start_date,
@@ -191,30 +199,57 @@ def generate_world(
     return world
 
 
-def _new_item_categories(scenario: Scenario, n_new: int, rng: np.random.Generator) -> np.ndarray:
-    if scenario.new_items_category is not None:
-        return np.full(n_new, CATEGORIES.index(scenario.new_items_category))
-    return rng.integers(0, len(CATEGORIES), n_new)
+def _days(offsets: np.ndarray) -> np.ndarray:
+    return np.asarray([dt.timedelta(days=int(d)) for d in offsets], dtype=object)
+
+
+def _catalogue(
+    rng: np.random.Generator, category_idx: np.ndarray, listed: np.ndarray, shuffle: bool = True
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Items (without ids) with prices around their category's base, and latent popularity."""
+    if shuffle:
+        category_idx = rng.permutation(category_idx)
+    base = np.asarray([_BASE_PRICE[c] for c in CATEGORIES])[category_idx]
+    price = np.round(base * rng.lognormal(0, 0.35, len(category_idx)), 2)
+    popularity = rng.lognormal(0, 1.0, len(category_idx))
+    items = pd.DataFrame(
+        {
+            "category": np.asarray(CATEGORIES)[category_idx],
+            "price": price,
+            "listed_date": list(listed),
+        }
+    )
+    return items, popularity
+
+
+def _in_shifted_segment(world: World) -> np.ndarray:
+    segment = world.customers["segment"].to_numpy()
+    if world.scenario.shift_segment == ALL_SEGMENTS:
+        return np.full(len(segment), True)
+    return segment == world.scenario.shift_segment
+
+
+def shift_target(world: World) -> str | None:
+    """The category the shifted segment turns to: the scenario's, or the one it liked least."""
+    s = world.scenario
+    if s.shift_segment is None:
+        return None
+    if s.shift_to_category is not None:
+        return s.shift_to_category
+    return CATEGORIES[int(world.preferences[_in_shifted_segment(world)].mean(axis=0).argmin())]
 
 
 def preferences_on(world: World, day: dt.date) -> np.ndarray:
     """Each customer's category preferences in force on ``day``."""
-    s = world.scenario
+    target_name = shift_target(world)
     prefs = world.preferences
-    if day < world.shift_date or s.shift_segment is None or s.shift_to_category is None:
+    if day < world.shift_date or target_name is None:
         return prefs
-    target = CATEGORIES.index(s.shift_to_category)
-    favourite = prefs.argmax(axis=1)
-    rows = np.arange(len(prefs))
-    swapped = prefs.copy()
-    swapped[rows, target] = prefs[rows, favourite]
-    swapped[rows, favourite] = prefs[rows, target]
-    shifted = (1 - s.shift_strength) * prefs + s.shift_strength * swapped
-    segment = world.customers["segment"].to_numpy()
-    in_segment = np.full(len(segment), True) if s.shift_segment == ALL_SEGMENTS else (
-        segment == s.shift_segment
-    )
-    return np.where(in_segment[:, None], shifted, prefs)
+    target = np.zeros(len(CATEGORIES))
+    target[CATEGORIES.index(target_name)] = 1.0
+    strength = world.scenario.shift_strength
+    shifted = (1 - strength) * prefs + strength * target
+    return np.where(_in_shifted_segment(world)[:, None], shifted, prefs)
 
 
 def prices_on(world: World, day: dt.date) -> np.ndarray:
@@ -248,9 +283,7 @@ def generate_day(world: World, day: dt.date) -> pd.DataFrame:
     browsing = (1 - world.scenario.browsing_lag) * prefs + world.scenario.browsing_lag * (
         world.preferences
     )
-    cat = np.minimum(
-        (u[:, None] > browsing.cumsum(axis=1)[cust]).sum(axis=1), len(CATEGORIES) - 1
-    )
+    cat = np.minimum((u[:, None] > browsing.cumsum(axis=1)[cust]).sum(axis=1), len(CATEGORIES) - 1)
 
     item = np.full(len(cust), -1)
     for c in range(len(CATEGORIES)):
@@ -268,8 +301,10 @@ def generate_day(world: World, day: dt.date) -> pd.DataFrame:
     cust, cat, item = cust[keep], cat[keep], item[keep]
 
     rel_price = np.log(prices[item] / base[cat])
-    p_cart = _CART_RATE * (0.3 + 2.5 * prefs[cust, cat]) * np.exp(
-        -0.8 * world.sensitivity[cust] * rel_price
+    p_cart = (
+        _CART_RATE
+        * (0.3 + 2.5 * prefs[cust, cat])
+        * np.exp(-0.8 * world.sensitivity[cust] * rel_price)
     )
     carted = rng.random(len(cust)) < np.clip(p_cart, 0, 0.9)
     bought = carted & (rng.random(len(cust)) < _PURCHASE_GIVEN_CART)

@@ -16,6 +16,8 @@ Script::
         [--as-of YYYY-MM-DD] [--max-age-days 2]
 """
 
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 
@@ -182,9 +184,9 @@ def _run_schema(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> list[Failure
                     check=str(check),
                     column=None if pd.isna(column) else str(column),
                     failing_rows=count,
-                    examples=_examples(frame, index) if index.notna().any() else [
-                        {"failure_case": str(v)} for v in group["failure_case"].head(EXAMPLES)
-                    ],
+                    examples=_examples(frame, index)
+                    if index.notna().any()
+                    else [{"failure_case": str(v)} for v in group["failure_case"].head(EXAMPLES)],
                 )
             )
         return failures
@@ -235,8 +237,13 @@ def validate_dataset(
                 f"freshness: newest partition on or after {oldest_allowed}",
                 "date",
                 0,
-                [{"newest_partition": str(newest), "as_of": as_of.isoformat(),
-                  "max_age_days": max_age_days}],
+                [
+                    {
+                        "newest_partition": str(newest),
+                        "as_of": as_of.isoformat(),
+                        "max_age_days": max_age_days,
+                    }
+                ],
             )
         )
     rows = {
@@ -260,8 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", default="/opt/ml/processing/input/dataset")
     parser.add_argument("--output", default="/opt/ml/processing/output/accepted")
     parser.add_argument("--report", default="/opt/ml/processing/output/report")
-    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None,
-                        help="reference day for freshness (default: today, UTC)")
+    parser.add_argument(
+        "--as-of",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="reference day for freshness (default: today, UTC)",
+    )
     parser.add_argument("--max-age-days", type=int, default=DEFAULT_MAX_AGE_DAYS)
     args = parser.parse_args(argv)
     as_of = args.as_of or dt.datetime.now(dt.UTC).date()

@@ -21,6 +21,8 @@ Script::
         --output /opt/ml/processing/output [--cutoff YYYY-MM-DD] [--train-cutoffs 3]
 """
 
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 
@@ -30,7 +32,7 @@ if __name__ == "__main__" and not __package__:  # run as a file, as SageMaker do
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
@@ -66,9 +68,12 @@ class SplitPlan:
     validation_cutoff: dt.date
     test_cutoff: dt.date
 
-    def to_json(self) -> dict:
-        return {k: [d.isoformat() for d in v] if isinstance(v, tuple) else v.isoformat()
-                for k, v in asdict(self).items()}
+    def to_json(self) -> dict[str, list[str] | str]:
+        return {
+            "train_cutoffs": [d.isoformat() for d in self.train_cutoffs],
+            "validation_cutoff": self.validation_cutoff.isoformat(),
+            "test_cutoff": self.test_cutoff.isoformat(),
+        }
 
 
 def plan_splits(

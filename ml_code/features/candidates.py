@@ -13,13 +13,14 @@ import pandas as pd
 
 from ml_code.data.schema import CATEGORIES
 from ml_code.features.compute import window
-from ml_code.features.definitions import LOOKBACK_DAYS
+from ml_code.features.definitions import LOOKBACK_DAYS, RECENT_DAYS
 
 TOP_CATEGORIES = 3
 TOP_RECENT_CATEGORIES = 2
 PER_CATEGORY = 6
 GLOBAL_POPULAR = 8
 CO_PURCHASE = 6
+SEGMENT_TRENDING = 8
 _PARTNERS_PER_ITEM = 10
 
 
@@ -59,6 +60,27 @@ def _top_categories(
     )
 
 
+def _segment_trending(
+    customer_features: pd.DataFrame, interactions: pd.DataFrame, cutoff: dt.date
+) -> pd.DataFrame:
+    """Each customer paired with the items their segment bought most in the last week."""
+    segment = customer_features.set_index("customer_id")["segment"]
+    recent = window(interactions, cutoff, RECENT_DAYS)
+    bought = recent.loc[recent["event_type"] == "purchase", ["customer_id", "item_id"]]
+    bought = bought.assign(segment=bought["customer_id"].map(segment)).dropna(subset=["segment"])
+    trending = (
+        bought.groupby(["segment", "item_id"])
+        .size()
+        .rename("count")
+        .reset_index()
+        .sort_values(["segment", "count", "item_id"], ascending=[True, False, True])
+        .groupby("segment")
+        .head(SEGMENT_TRENDING)
+    )
+    members = customer_features[["customer_id", "segment"]]
+    return members.merge(trending[["segment", "item_id"]], on="segment")[["customer_id", "item_id"]]
+
+
 def generate_candidates(
     customer_features: pd.DataFrame,
     item_features: pd.DataFrame,
@@ -70,8 +92,10 @@ def generate_candidates(
     Each customer gets the most popular items of their ``TOP_CATEGORIES`` strongest categories
     over the lookback window and their ``TOP_RECENT_CATEGORIES`` strongest of the last week
     (so a change of taste reaches the candidates within days),
-    the ``GLOBAL_POPULAR`` best sellers and the ``CO_PURCHASE`` items most often bought together
-    with what they bought in the window.
+    the ``GLOBAL_POPULAR`` best sellers, the ``SEGMENT_TRENDING`` items their segment bought
+    most in the last week, and the ``CO_PURCHASE`` items most often bought together with what
+    they bought in the window. Segment trends are read from the customers in
+    ``customer_features``, so pass the whole table rather than one customer.
     """
     ids = customer_features["customer_id"].astype(str).to_numpy()
     favourite = pd.concat(
@@ -97,9 +121,12 @@ def generate_candidates(
     ].drop_duplicates()
     partners = bought.merge(co_purchase_pairs(interactions, cutoff), on="item_id")
     co = (
-        partners.groupby(["customer_id", "partner_id"])["count"].sum().reset_index()
+        partners.groupby(["customer_id", "partner_id"])["count"]
+        .sum()
+        .reset_index()
         .sort_values(["customer_id", "count", "partner_id"], ascending=[True, False, True])
-        .groupby("customer_id").head(CO_PURCHASE)
+        .groupby("customer_id")
+        .head(CO_PURCHASE)
         .rename(columns={"partner_id": "item_id"})
     )
     pairs = pd.concat(
@@ -107,6 +134,7 @@ def generate_candidates(
             by_category[["customer_id", "item_id"]],
             global_pairs,
             co[["customer_id", "item_id"]],
+            _segment_trending(customer_features, interactions, cutoff),
         ],
         ignore_index=True,
     )

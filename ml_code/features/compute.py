@@ -88,12 +88,18 @@ def customer_features(
     out["frequency_28d"] = by_customer.size().reindex(ids).fillna(0).astype("int64")
     out["monetary_28d"] = spend.groupby(purchases["customer_id"]).sum().reindex(ids).fillna(0.0)
     out["avg_purchase_price"] = (
-        by_customer["price"].mean().reindex(ids)
+        by_customer["price"]
+        .mean()
+        .reindex(ids)
         .fillna(views.groupby("customer_id")["price"].mean().reindex(ids))
     )
     out["views_7d"] = (
-        recent[recent["event_type"] == "view"].groupby("customer_id").size()
-        .reindex(ids).fillna(0).astype("int64")
+        recent[recent["event_type"] == "view"]
+        .groupby("customer_id")
+        .size()
+        .reindex(ids)
+        .fillna(0)
+        .astype("int64")
     )
     out["views_28d"] = views.groupby("customer_id").size().reindex(ids).fillna(0).astype("int64")
     long = _affinities(events, ids, item_category)
@@ -133,8 +139,12 @@ def item_features(items: pd.DataFrame, interactions: pd.DataFrame, cutoff: dt.da
     out["price"] = price.to_numpy(dtype="float64")
     out["price_band"] = band
     out["popularity_7d"] = (
-        recent[recent["event_type"] == "purchase"].groupby("item_id").size()
-        .reindex(ids).fillna(0).astype("int64")
+        recent[recent["event_type"] == "purchase"]
+        .groupby("item_id")
+        .size()
+        .reindex(ids)
+        .fillna(0)
+        .astype("int64")
     )
     out["popularity_28d"] = bought.astype("int64")
     out["conversion_rate_28d"] = (bought + strength * base_rate) / (viewed + strength)

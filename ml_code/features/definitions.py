@@ -56,24 +56,39 @@ def _affinity(category: str, recent: bool) -> Feature:
 CUSTOMER_FEATURES: tuple[Feature, ...] = (
     Feature("segment", "String", "categorical", "customer", "Customer segment."),
     Feature(
-        "recency_days", "Fractional", "numeric", "customer",
+        "recency_days",
+        "Fractional",
+        "numeric",
+        "customer",
         f"Days from the last purchase to the cut-off; {LOOKBACK_DAYS + 1} when none in window.",
     ),
     Feature(
-        "frequency_28d", "Integral", "numeric", "customer",
+        "frequency_28d",
+        "Integral",
+        "numeric",
+        "customer",
         f"Purchase events in the last {LOOKBACK_DAYS} days.",
     ),
     Feature(
-        "monetary_28d", "Fractional", "numeric", "customer",
+        "monetary_28d",
+        "Fractional",
+        "numeric",
+        "customer",
         f"Spend (price x quantity) in the last {LOOKBACK_DAYS} days.",
     ),
     Feature(
-        "avg_purchase_price", "Fractional", "numeric", "customer",
+        "avg_purchase_price",
+        "Fractional",
+        "numeric",
+        "customer",
         "Typical unit price the customer pays (viewed prices when no purchase yet).",
     ),
     Feature("views_7d", "Integral", "numeric", "customer", "Views in the last 7 days."),
     Feature(
-        "views_28d", "Integral", "numeric", "customer",
+        "views_28d",
+        "Integral",
+        "numeric",
+        "customer",
         f"Views in the last {LOOKBACK_DAYS} days.",
     ),
     *(_affinity(c, recent=False) for c in CATEGORIES),
@@ -84,17 +99,26 @@ ITEM_FEATURES: tuple[Feature, ...] = (
     Feature("category", "String", "categorical", "item", "Catalogue category."),
     Feature("price", "Fractional", "numeric", "item", "Latest observed unit price."),
     Feature(
-        "price_band", "String", "categorical", "item",
+        "price_band",
+        "String",
+        "categorical",
+        "item",
         "Price relative to its category's median: low < 0.75 <= mid < 1.0 <= high < 1.35 "
         "<= premium.",
     ),
     Feature("popularity_7d", "Integral", "numeric", "item", "Purchases in the last 7 days."),
     Feature(
-        "popularity_28d", "Integral", "numeric", "item",
+        "popularity_28d",
+        "Integral",
+        "numeric",
+        "item",
         f"Purchases in the last {LOOKBACK_DAYS} days.",
     ),
     Feature(
-        "conversion_rate_28d", "Fractional", "numeric", "item",
+        "conversion_rate_28d",
+        "Fractional",
+        "numeric",
+        "item",
         "Purchases per view over the window, smoothed (new items are not penalised to zero).",
     ),
     Feature("item_age_days", "Integral", "numeric", "item", "Days since the item was listed."),
@@ -102,15 +126,24 @@ ITEM_FEATURES: tuple[Feature, ...] = (
 
 PAIR_FEATURES: tuple[Feature, ...] = (
     Feature(
-        "category_affinity", "Fractional", "numeric", "pair",
+        "category_affinity",
+        "Fractional",
+        "numeric",
+        "pair",
         "The customer's affinity to the item's category (long window).",
     ),
     Feature(
-        "recent_category_affinity", "Fractional", "numeric", "pair",
+        "recent_category_affinity",
+        "Fractional",
+        "numeric",
+        "pair",
         "The customer's affinity to the item's category (last 7 days).",
     ),
     Feature(
-        "price_ratio", "Fractional", "numeric", "pair",
+        "price_ratio",
+        "Fractional",
+        "numeric",
+        "pair",
         "Item price over the customer's typical unit price.",
     ),
 )
@@ -180,11 +213,14 @@ def score_rows(customer: Mapping | pd.DataFrame, items: pd.DataFrame) -> pd.Data
     categoricals over CATEGORY_VOCABULARIES (unknown values become missing).
     """
     customers = pd.DataFrame([dict(customer)]) if isinstance(customer, Mapping) else customer
-    missing = [c for c in ("customer_id",) if c not in customers.columns]
-    missing += [c for c in ("item_id", "category", "price") if c not in items.columns]
+    missing = [c for c in ("customer_id",) if c not in customers.columns] + [
+        c for c in ("item_id", "category", "price") if c not in items.columns
+    ]
     if missing:
-        raise ValueError(f"score_rows needs columns {missing}; got customer columns "
-                         f"{list(customers.columns)} and item columns {list(items.columns)}")
+        raise ValueError(
+            f"score_rows needs columns {missing}; got customer columns "
+            f"{list(customers.columns)} and item columns {list(items.columns)}"
+        )
     customer_cols = [f.name for f in CUSTOMER_FEATURES if f.name in customers.columns]
     item_cols = [f.name for f in ITEM_FEATURES if f.name in items.columns]
     left = customers[["customer_id", *customer_cols]].drop_duplicates("customer_id")

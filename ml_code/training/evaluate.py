@@ -24,6 +24,8 @@ Script::
         --test /opt/ml/processing/test --output /opt/ml/processing/evaluation [--no-tracking]
 """
 
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 

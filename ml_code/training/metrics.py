@@ -41,7 +41,8 @@ def per_customer_metrics(
     by_group = pd.DataFrame(
         {
             "hits": pd.Series(np.where(top, rel > 0, False), index=frame.index)
-            .groupby(frame["group"]).sum(),
+            .groupby(frame["group"])
+            .sum(),
             "relevant": (frame["rel"] > 0).groupby(frame["group"]).sum(),
             "dcg": pd.Series(gain, index=frame.index).groupby(frame["group"]).sum(),
             "idcg": pd.Series(ideal, index=ideal_frame.index).groupby(ideal_frame["group"]).sum(),

@@ -19,6 +19,8 @@ Script::
         [--dataset-version ds-...] [--no-tracking]
 """
 
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 
@@ -166,7 +168,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset-version", default=env("DATASET_VERSION"))
     parser.add_argument("--dataset-manifest", default=env("DATASET_MANIFEST_URI"))
     parser.add_argument(
-        "--no-tracking", nargs="?", const=True, default=False, type=_flag,
+        "--no-tracking",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_flag,
         help="skip MLflow (also MLOPS_TRACKING=off)",
     )
     args, unknown = parser.parse_known_args(argv)

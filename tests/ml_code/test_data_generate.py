@@ -10,7 +10,13 @@ import pandas.testing as pdt
 import pyarrow.parquet as pq
 
 from ml_code.data.dataset import load_dataset, write_dataset
-from ml_code.data.generate import World, generate_day, generate_world, get_scenario
+from ml_code.data.generate import (
+    World,
+    generate_day,
+    generate_world,
+    get_scenario,
+    shift_target,
+)
 from ml_code.data.schema import (
     CUSTOMERS_SCHEMA,
     INTERACTIONS_SCHEMA,
@@ -57,7 +63,7 @@ def test_written_dataset_uses_the_documented_schema_and_loads_back(
     root = write_dataset(small_world.dataset(), tmp_path / "ds")
     assert pq.read_schema(root / "customers.parquet").remove_metadata() == CUSTOMERS_SCHEMA
     assert pq.read_schema(root / "items.parquet").remove_metadata() == ITEMS_SCHEMA
-    first = (root / partition_dir(small_world.start_date.isoformat()) / PARTITION_FILE)
+    first = root / partition_dir(small_world.start_date.isoformat()) / PARTITION_FILE
     assert pq.read_schema(first).remove_metadata() == INTERACTIONS_SCHEMA
     loaded = load_dataset(root)
     pdt.assert_frame_equal(loaded.interactions, small_world.interactions, check_dtype=False)
@@ -76,11 +82,12 @@ def _category_share(world: World, segment: str, category: str, after: bool) -> f
 def test_preference_shift_moves_the_segment_to_the_target_category_from_the_shift_day() -> None:
     scenario = get_scenario("preference-shift", shift_day=15)
     shifted = generate_world(seed=5, n_customers=600, n_items=48, days=30, scenario=scenario)
-    before = _category_share(shifted, "regular", "sports", after=False)
-    after = _category_share(shifted, "regular", "sports", after=True)
+    target = shift_target(shifted)
+    before = _category_share(shifted, "regular", target, after=False)
+    after = _category_share(shifted, "regular", target, after=True)
     assert after > before + 0.15
-    others_before = _category_share(shifted, "budget", "sports", after=False)
-    others_after = _category_share(shifted, "budget", "sports", after=True)
+    others_before = _category_share(shifted, "budget", target, after=False)
+    others_after = _category_share(shifted, "budget", target, after=True)
     assert abs(others_after - others_before) < 0.05
     unchanged = generate_world(seed=5, n_customers=600, n_items=48, days=30, scenario="none")
     day = shifted.start_date + dt.timedelta(days=10)

@@ -23,7 +23,8 @@ from ml_code.data.validate import REPORT_JSON, REPORT_MARKDOWN, main, validate_d
 def _fingerprint(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -85,15 +86,28 @@ def batch(small_dataset_dir: Path, tmp_path: Path) -> Path:
 def test_a_clean_batch_passes_and_is_copied_to_the_output(
     batch: Path, small_world: World, tmp_path: Path
 ) -> None:
-    code = main(["--input", str(batch), "--output", str(tmp_path / "accepted"),
-                 "--report", str(tmp_path / "report"), "--as-of", _as_of(small_world)])
+    code = main(
+        [
+            "--input",
+            str(batch),
+            "--output",
+            str(tmp_path / "accepted"),
+            "--report",
+            str(tmp_path / "report"),
+            "--as-of",
+            _as_of(small_world),
+        ]
+    )
     assert code == 0
     assert _fingerprint(tmp_path / "accepted") == _fingerprint(batch)
     assert json.loads((tmp_path / "report" / REPORT_JSON).read_text())["passed"] is True
 
 
-@pytest.mark.parametrize(("corrupt", "table", "column", "check"), CASES,
-                         ids=["bad-type", "null-key", "duplicate-key", "dangling-foreign-key"])
+@pytest.mark.parametrize(
+    ("corrupt", "table", "column", "check"),
+    CASES,
+    ids=["bad-type", "null-key", "duplicate-key", "dangling-foreign-key"],
+)
 def test_a_bad_batch_fails_with_a_report_and_leaves_good_data_untouched(
     batch: Path, small_world: World, tmp_path: Path, corrupt, table, column, check
 ) -> None:
@@ -103,8 +117,18 @@ def test_a_bad_batch_fails_with_a_report_and_leaves_good_data_untouched(
     corrupt(batch)
     before_input = _fingerprint(batch)
 
-    code = main(["--input", str(batch), "--output", str(accepted),
-                 "--report", str(tmp_path / "report"), "--as-of", _as_of(small_world)])
+    code = main(
+        [
+            "--input",
+            str(batch),
+            "--output",
+            str(accepted),
+            "--report",
+            str(tmp_path / "report"),
+            "--as-of",
+            _as_of(small_world),
+        ]
+    )
 
     assert code == 1
     assert _fingerprint(accepted) == before_accepted
@@ -112,7 +136,8 @@ def test_a_bad_batch_fails_with_a_report_and_leaves_good_data_untouched(
     report = json.loads((tmp_path / "report" / REPORT_JSON).read_text())
     assert report["passed"] is False
     failure = next(
-        f for f in report["failures"]
+        f
+        for f in report["failures"]
         if (f["table"], f["column"], f["check"]) == (table, column, check)
     )
     assert failure["failing_rows"] >= 1 and failure["examples"]
@@ -128,11 +153,24 @@ def test_counts_and_examples_name_the_offending_rows(batch: Path, small_world: W
     assert all(row["customer_id"] == "C-ghost" for row in failure.examples)
 
 
-def test_a_stale_newest_partition_fails_freshness(batch: Path, small_world: World,
-                                                  tmp_path: Path) -> None:
+def test_a_stale_newest_partition_fails_freshness(
+    batch: Path, small_world: World, tmp_path: Path
+) -> None:
     late = (small_world.start_date + dt.timedelta(days=small_world.days + 5)).isoformat()
-    code = main(["--input", str(batch), "--output", str(tmp_path / "accepted"),
-                 "--report", str(tmp_path / "report"), "--as-of", late, "--max-age-days", "2"])
+    code = main(
+        [
+            "--input",
+            str(batch),
+            "--output",
+            str(tmp_path / "accepted"),
+            "--report",
+            str(tmp_path / "report"),
+            "--as-of",
+            late,
+            "--max-age-days",
+            "2",
+        ]
+    )
     assert code == 1
     assert not (tmp_path / "accepted").exists()
     report = json.loads((tmp_path / "report" / REPORT_JSON).read_text())

@@ -50,9 +50,7 @@ def test_local_version_is_content_addressed_and_written_once(
 ) -> None:
     store = tmp_path / "versions"
     manifest = lineage.publish_local_version(small_dataset_dir, store)
-    assert manifest.total_rows == sum(
-        f.rows for f in manifest.files if f.rows is not None
-    ) > 0
+    assert manifest.total_rows == sum(f.rows for f in manifest.files if f.rows is not None) > 0
     path = store / manifest.version / lineage.MANIFEST_FILE
     original = path.read_bytes()
     assert lineage.publish_local_version(small_dataset_dir, store) == manifest
@@ -66,8 +64,11 @@ def test_local_version_is_content_addressed_and_written_once(
 def _upload(client, bucket: str, prefix: str, root: Path) -> None:
     for path in sorted(root.rglob("*")):
         if path.is_file():
-            client.put_object(Bucket=bucket, Key=f"{prefix}/{path.relative_to(root).as_posix()}",
-                              Body=path.read_bytes())
+            client.put_object(
+                Bucket=bucket,
+                Key=f"{prefix}/{path.relative_to(root).as_posix()}",
+                Body=path.read_bytes(),
+            )
 
 
 @pytest.fixture
@@ -79,9 +80,7 @@ def s3(monkeypatch: pytest.MonkeyPatch):
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket="lake")
-        client.put_bucket_versioning(
-            Bucket="lake", VersioningConfiguration={"Status": "Enabled"}
-        )
+        client.put_bucket_versioning(Bucket="lake", VersioningConfiguration={"Status": "Enabled"})
         yield client
 
 
@@ -114,7 +113,9 @@ def test_a_model_traces_back_to_its_dataset_and_code_and_rebuilds_identically(
     manifest = lineage.publish_local_version(small_dataset_dir, store)
     model_dir = _build_and_train(
         lineage.local_version_dir(store, manifest.version),
-        tmp_path / "run-1", Hyperparameters(seed=7, max_iter=30), manifest.version,
+        tmp_path / "run-1",
+        Hyperparameters(seed=7, max_iter=30),
+        manifest.version,
     )
     metadata = json.loads((model_dir / "metadata.json").read_text())
     record = metadata["lineage"]
@@ -124,7 +125,8 @@ def test_a_model_traces_back_to_its_dataset_and_code_and_rebuilds_identically(
     # Rebuild from nothing but the lineage record: the stored version and the hyperparameters.
     rebuilt = _build_and_train(
         lineage.local_version_dir(store, record["dataset_version"]),
-        tmp_path / "run-2", Hyperparameters(**metadata["hyperparameters"]),
+        tmp_path / "run-2",
+        Hyperparameters(**metadata["hyperparameters"]),
         record["dataset_version"],
     )
     again = json.loads((rebuilt / "metadata.json").read_text())["lineage"]
@@ -140,6 +142,11 @@ def _build_and_train(data: Path, run: Path, hp: Hyperparameters, version: str) -
     splits, plan = build_training_sets(dataset)
     as_of = dataset.last_date + dt.timedelta(days=1)
     write_outputs(splits, plan, feature_tables(dataset, as_of), run / "features")
-    train_model(run / "features" / "train", run / "features" / "validation", run / "model", hp,
-                dataset_version=version)
+    train_model(
+        run / "features" / "train",
+        run / "features" / "validation",
+        run / "model",
+        hp,
+        dataset_version=version,
+    )
     return run / "model"

@@ -50,24 +50,26 @@ SHIFTED = ("price", "segment")
 def feature_rows(n: int, seed: int, shifted: bool = False) -> pd.DataFrame:
     """Model rows from one fixed distribution; ``shifted`` moves price up and segment mix."""
     rng = np.random.default_rng(seed)
-    rows = pd.DataFrame({
-        "segment": rng.choice(SEGMENTS, n, p=[0.1, 0.3, 0.6] if shifted else [0.5, 0.3, 0.2]),
-        "recency_days": rng.exponential(6.0, n).round(2),
-        "frequency_28d": rng.poisson(2.0, n),
-        "monetary_28d": rng.gamma(2.0, 30.0, n).round(2),
-        "avg_purchase_price": rng.lognormal(3.0, 0.4, n).round(2),
-        "views_28d": rng.poisson(12.0, n),
-        "category": rng.choice(CATEGORIES, n),
-        "price": (rng.lognormal(3.0, 0.5, n) * (1.8 if shifted else 1.0)).round(2),
-        "price_band": rng.choice(PRICE_BANDS, n),
-        "popularity_7d": rng.poisson(3.0, n),
-        "popularity_28d": rng.poisson(11.0, n),
-        "conversion_rate_28d": rng.beta(2.0, 30.0, n),
-        "item_age_days": rng.integers(1, 365, n),
-        "category_affinity": rng.beta(2.0, 8.0, n),
-        "recent_category_affinity": rng.beta(2.0, 8.0, n),
-        "price_ratio": rng.lognormal(0.0, 0.3, n),
-    })
+    rows = pd.DataFrame(
+        {
+            "segment": rng.choice(SEGMENTS, n, p=[0.1, 0.3, 0.6] if shifted else [0.5, 0.3, 0.2]),
+            "recency_days": rng.exponential(6.0, n).round(2),
+            "frequency_28d": rng.poisson(2.0, n),
+            "monetary_28d": rng.gamma(2.0, 30.0, n).round(2),
+            "avg_purchase_price": rng.lognormal(3.0, 0.4, n).round(2),
+            "views_28d": rng.poisson(12.0, n),
+            "category": rng.choice(CATEGORIES, n),
+            "price": (rng.lognormal(3.0, 0.5, n) * (1.8 if shifted else 1.0)).round(2),
+            "price_band": rng.choice(PRICE_BANDS, n),
+            "popularity_7d": rng.poisson(3.0, n),
+            "popularity_28d": rng.poisson(11.0, n),
+            "conversion_rate_28d": rng.beta(2.0, 30.0, n),
+            "item_age_days": rng.integers(1, 365, n),
+            "category_affinity": rng.beta(2.0, 8.0, n),
+            "recent_category_affinity": rng.beta(2.0, 8.0, n),
+            "price_ratio": rng.lognormal(0.0, 0.3, n),
+        }
+    )
     return rows[list(MODEL_FEATURES)]
 
 
@@ -80,22 +82,27 @@ def write_window(root: Path, rows: pd.DataFrame, per_request: int = 100) -> None
     """Capture files of score requests holding ``rows``, one request per ``per_request`` rows."""
     writer = DirectoryCaptureWriter(root, "recs-dev", "AllTraffic", max_records=3)
     for n, start in enumerate(range(0, len(rows), per_request)):
-        chunk = rows.iloc[start:start + per_request]
+        chunk = rows.iloc[start : start + per_request]
         body = json.dumps({"instances": json.loads(chunk.to_json(orient="records"))})
         output = json.dumps({"scores": [0.5] * len(chunk)})
-        writer.write(capture_record(
-            request_body=body.encode(), request_content_type=JSON,
-            response_body=output.encode(), response_content_type=JSON,
-            inference_time=START + timedelta(minutes=20 * n),
-        ))
+        writer.write(
+            capture_record(
+                request_body=body.encode(),
+                request_content_type=JSON,
+                response_body=output.encode(),
+                response_content_type=JSON,
+                inference_time=START + timedelta(minutes=20 * n),
+            )
+        )
     writer.close()
 
 
 @pytest.fixture(scope="module")
 def baseline_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "baseline.json"
-    write_baseline(compute_baseline(training_frame(feature_rows(3000, seed=1)), model_features()),
-                   path)
+    write_baseline(
+        compute_baseline(training_frame(feature_rows(3000, seed=1)), model_features()), path
+    )
     return path
 
 
@@ -164,8 +171,9 @@ def windows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_window(same, feature_rows(1500, seed=10))
     shifted = feature_rows(1500, seed=11, shifted=True)
     unshifted = feature_rows(1500, seed=11)
-    write_window(moved, shifted.assign(**{c: unshifted[c] for c in MODEL_FEATURES
-                                           if c not in SHIFTED}))
+    write_window(
+        moved, shifted.assign(**{c: unshifted[c] for c in MODEL_FEATURES if c not in SHIFTED})
+    )
     return {"same": same, "moved": moved}
 
 
@@ -200,7 +208,7 @@ def test_drift_fed_in_small_chunks_equals_one_pass(
     baseline = read_baseline(baseline_path)
     rows = feature_rows(900, seed=12, shifted=True)
     whole = drift.compute_drift(baseline, [rows])
-    pieces = drift.compute_drift(baseline, (rows.iloc[i:i + 64] for i in range(0, 900, 64)))
+    pieces = drift.compute_drift(baseline, (rows.iloc[i : i + 64] for i in range(0, 900, 64)))
     assert pieces == whole
     shard_a, shard_b = drift.DriftAccumulator(baseline), drift.DriftAccumulator(baseline)
     shard_a.update(rows.iloc[:300])
@@ -227,8 +235,14 @@ def test_drift_counts_ranking_requests_and_skips_lines_it_cannot_read(
 
 def customer() -> dict[str, Any]:
     record: dict[str, Any] = {
-        "customer_id": "c1", "segment": "regular", "recency_days": 3.0, "frequency_28d": 1,
-        "monetary_28d": 45.0, "avg_purchase_price": 16.0, "views_7d": 4, "views_28d": 11,
+        "customer_id": "c1",
+        "segment": "regular",
+        "recency_days": 3.0,
+        "frequency_28d": 1,
+        "monetary_28d": 45.0,
+        "avg_purchase_price": 16.0,
+        "views_7d": 4,
+        "views_28d": 11,
     }
     for category in CATEGORIES:
         record[f"affinity_{category}"] = record[f"recent_affinity_{category}"] = 0.125
@@ -237,41 +251,62 @@ def customer() -> dict[str, Any]:
 
 def item(j: int) -> dict[str, Any]:
     return {
-        "item_id": f"i{j}", "category": CATEGORIES[j % len(CATEGORIES)], "price": 5.0 + 3 * j,
-        "price_band": "mid", "popularity_7d": j % 5, "popularity_28d": 2 * j,
-        "conversion_rate_28d": 0.05, "item_age_days": 10 + j,
+        "item_id": f"i{j}",
+        "category": CATEGORIES[j % len(CATEGORIES)],
+        "price": 5.0 + 3 * j,
+        "price_band": "mid",
+        "popularity_7d": j % 5,
+        "popularity_28d": 2 * j,
+        "conversion_rate_28d": 0.05,
+        "item_age_days": 10 + j,
     }
 
 
 def _rank_capture(
-    inference_id: str | None, served: list[tuple[str, float]], n_candidates: int,
+    inference_id: str | None,
+    served: list[tuple[str, float]],
+    n_candidates: int,
     first: int = 0,
 ) -> dict[str, Any]:
-    request = {"customer": customer(), "k": len(served),
-               "candidates": [item(j) for j in range(first, first + n_candidates)]}
-    response = {"customer_id": "c1", "items": [
-        {"item_id": i, "score": s, "rank": r} for r, (i, s) in enumerate(served, start=1)
-    ]}
+    request = {
+        "customer": customer(),
+        "k": len(served),
+        "candidates": [item(j) for j in range(first, first + n_candidates)],
+    }
+    response = {
+        "customer_id": "c1",
+        "items": [
+            {"item_id": i, "score": s, "rank": r} for r, (i, s) in enumerate(served, start=1)
+        ],
+    }
     return capture_record(
-        request_body=json.dumps(request).encode(), request_content_type=JSON,
-        response_body=json.dumps(response).encode(), response_content_type=JSON,
-        inference_time=START, inference_id=inference_id,
+        request_body=json.dumps(request).encode(),
+        request_content_type=JSON,
+        response_body=json.dumps(response).encode(),
+        response_content_type=JSON,
+        inference_time=START,
+        inference_id=inference_id,
     )
 
 
 def _score_capture(inference_id: str | None, scores: list[float]) -> dict[str, Any]:
     rows = json.loads(feature_rows(len(scores), seed=5).to_json(orient="records"))
     return capture_record(
-        request_body=json.dumps(rows).encode(), request_content_type=JSON,
-        response_body=json.dumps({"scores": scores}).encode(), response_content_type=JSON,
-        inference_time=START, inference_id=inference_id,
+        request_body=json.dumps(rows).encode(),
+        request_content_type=JSON,
+        response_body=json.dumps({"scores": scores}).encode(),
+        response_content_type=JSON,
+        inference_time=START,
+        inference_id=inference_id,
     )
 
 
 def _truth(inference_id: str, labels: str) -> dict[str, Any]:
-    return {"groundTruthData": {"data": labels, "encoding": "CSV"},
-            "eventMetadata": {"eventId": f"gt-{inference_id}", "inferenceId": inference_id},
-            "eventVersion": "0"}
+    return {
+        "groundTruthData": {"data": labels, "encoding": "CSV"},
+        "eventMetadata": {"eventId": f"gt-{inference_id}", "inferenceId": inference_id},
+        "eventVersion": "0",
+    }
 
 
 def _jsonl(path: Path, records: list[dict[str, Any]]) -> None:
@@ -282,21 +317,27 @@ def _jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 @pytest.fixture(scope="module")
 def labelled_window(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("quality")
-    _jsonl(root / "capture/recs-dev/AllTraffic/2026/11/25/06/a.jsonl", [
-        _score_capture("s1", [0.9, 0.2, 0.6, 0.4]),
-        # r1: candidates i0..i3, top 3 returned; i1 was never shown
-        _rank_capture("r1", [("i2", 0.8), ("i0", 0.5), ("i3", 0.3)], n_candidates=4),
-        # r2: candidates i4..i6, all returned
-        _rank_capture("r2", [("i5", 0.7), ("i4", 0.6), ("i6", 0.1)], n_candidates=3, first=4),
-        _score_capture(None, [0.5]),  # no inference id: can never be labelled
-        _score_capture("s2", [0.5]),  # ground truth not arrived yet
-    ])
-    _jsonl(root / "truth/2026/11/25/07/b.jsonl", [
-        _truth("s1", "1,0,0,1"),
-        _truth("r1", "0,1,1,0"),  # labels of i0, i1, i2, i3 in request order
-        _truth("r2", "1,0,0"),  # i4, i5, i6
-        _truth("unknown", "1"),  # an inference outside the window: ignored
-    ])
+    _jsonl(
+        root / "capture/recs-dev/AllTraffic/2026/11/25/06/a.jsonl",
+        [
+            _score_capture("s1", [0.9, 0.2, 0.6, 0.4]),
+            # r1: candidates i0..i3, top 3 returned; i1 was never shown
+            _rank_capture("r1", [("i2", 0.8), ("i0", 0.5), ("i3", 0.3)], n_candidates=4),
+            # r2: candidates i4..i6, all returned
+            _rank_capture("r2", [("i5", 0.7), ("i4", 0.6), ("i6", 0.1)], n_candidates=3, first=4),
+            _score_capture(None, [0.5]),  # no inference id: can never be labelled
+            _score_capture("s2", [0.5]),  # ground truth not arrived yet
+        ],
+    )
+    _jsonl(
+        root / "truth/2026/11/25/07/b.jsonl",
+        [
+            _truth("s1", "1,0,0,1"),
+            _truth("r1", "0,1,1,0"),  # labels of i0, i1, i2, i3 in request order
+            _truth("r2", "1,0,0"),  # i4, i5, i6
+            _truth("unknown", "1"),  # an inference outside the window: ignored
+        ],
+    )
     return root / "capture", root / "truth"
 
 
@@ -327,9 +368,12 @@ def test_quality_job_matches_hand_computed_auc_ndcg_and_precision(
 def test_quality_reads_csv_captures(tmp_path: Path) -> None:
     rows = feature_rows(4, seed=6).to_csv(index=False).encode()
     record = capture_record(
-        request_body=rows, request_content_type="text/csv",
-        response_body=b"score\n0.9\n0.2\n0.7\n0.4\n", response_content_type="text/csv",
-        inference_time=START, inference_id="csv-1",
+        request_body=rows,
+        request_content_type="text/csv",
+        response_body=b"score\n0.9\n0.2\n0.7\n0.4\n",
+        response_content_type="text/csv",
+        inference_time=START,
+        inference_id="csv-1",
     )
     _jsonl(tmp_path / "c/a.jsonl", [record])
     _jsonl(tmp_path / "t/a.jsonl", [_truth("csv-1", "1,0,0,1")])
@@ -357,8 +401,12 @@ def cloudwatch_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
-    for name, value in {"AWS_ENDPOINT_URL": url, "AWS_DEFAULT_REGION": "eu-west-1",
-                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+    for name, value in {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     try:
@@ -369,7 +417,10 @@ def cloudwatch_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def _latest(cloudwatch: Any, name: str, **dimensions: str) -> float:
     stats = cloudwatch.get_metric_statistics(
-        Namespace=NAMESPACE, MetricName=name, Statistics=["Maximum"], Period=60,
+        Namespace=NAMESPACE,
+        MetricName=name,
+        Statistics=["Maximum"],
+        Period=60,
         Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
         StartTime=datetime.now(UTC) - timedelta(hours=1),
         EndTime=datetime.now(UTC) + timedelta(hours=1),
@@ -379,18 +430,37 @@ def _latest(cloudwatch: Any, name: str, **dimensions: str) -> float:
 
 
 def test_jobs_publish_their_metrics_through_the_configured_endpoint(
-    cloudwatch_endpoint: str, baseline_path: Path, windows: dict[str, Path],
-    labelled_window: tuple[Path, Path], tmp_path: Path,
+    cloudwatch_endpoint: str,
+    baseline_path: Path,
+    windows: dict[str, Path],
+    labelled_window: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
-    drift_report = drift.main([
-        "--baseline", str(baseline_path), "--capture", str(windows["moved"]),
-        "--output", str(tmp_path / "drift"), "--endpoint", "recs-dev", "--model", "recs",
-        "--publish",
-    ])
+    drift_report = drift.main(
+        [
+            "--baseline",
+            str(baseline_path),
+            "--capture",
+            str(windows["moved"]),
+            "--output",
+            str(tmp_path / "drift"),
+            "--endpoint",
+            "recs-dev",
+            "--model",
+            "recs",
+            "--publish",
+        ]
+    )
     assert drift_report == 0
     capture, truth = labelled_window
-    report = quality.run(capture, truth, tmp_path / "quality", endpoint="recs-dev",
-                         model="recs", publish_metrics=True)
+    report = quality.run(
+        capture,
+        truth,
+        tmp_path / "quality",
+        endpoint="recs-dev",
+        model="recs",
+        publish_metrics=True,
+    )
 
     cloudwatch = boto3.client("cloudwatch")
     assert cloudwatch.meta.endpoint_url == cloudwatch_endpoint

@@ -31,9 +31,14 @@ JSON, CSV = "application/json", "text/csv"
 
 def customer(i: int) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "customer_id": f"c{i}", "segment": ("budget", "regular", "premium")[i % 3],
-        "recency_days": 2.0 + i, "frequency_28d": i % 4, "monetary_28d": 40.0 + 5 * i,
-        "avg_purchase_price": 15.0 + i, "views_7d": 3 + i, "views_28d": 9 + 2 * i,
+        "customer_id": f"c{i}",
+        "segment": ("budget", "regular", "premium")[i % 3],
+        "recency_days": 2.0 + i,
+        "frequency_28d": i % 4,
+        "monetary_28d": 40.0 + 5 * i,
+        "avg_purchase_price": 15.0 + i,
+        "views_7d": 3 + i,
+        "views_28d": 9 + 2 * i,
     }
     for n, category in enumerate(CATEGORIES):
         record[f"affinity_{category}"] = (1 + (n + i) % 3) / 16
@@ -43,9 +48,13 @@ def customer(i: int) -> dict[str, Any]:
 
 def item(j: int) -> dict[str, Any]:
     return {
-        "item_id": f"i{j}", "category": CATEGORIES[j % len(CATEGORIES)], "price": 5.0 + 3 * j,
-        "price_band": ("low", "mid", "high", "premium")[j % 4], "popularity_7d": j % 5,
-        "popularity_28d": 2 * j, "conversion_rate_28d": 0.02 * (1 + j % 4),
+        "item_id": f"i{j}",
+        "category": CATEGORIES[j % len(CATEGORIES)],
+        "price": 5.0 + 3 * j,
+        "price_band": ("low", "mid", "high", "premium")[j % 4],
+        "popularity_7d": j % 5,
+        "popularity_28d": 2 * j,
+        "conversion_rate_28d": 0.02 * (1 + j % 4),
         "item_age_days": 10 + j,
     }
 
@@ -179,7 +188,8 @@ REJECTIONS = {
     ),
     "csv infinity": _bad(
         _csv(lambda t: t.replace(",5.0,", ",inf,", 1)),
-        f"column 'price' row 1: {NUMBER}, got 'inf'", CSV,
+        f"column 'price' row 1: {NUMBER}, got 'inf'",
+        CSV,
     ),
     "fraction in an integer": _bad(
         _rows_with(2, popularity_7d=2.5),
@@ -190,14 +200,16 @@ REJECTIONS = {
     ),
     "csv ragged row": _bad(
         _csv(lambda t: t.rstrip("\n") + ",extra\n"),
-        "malformed CSV: row 3 has 19 fields, the header has 18", CSV,
+        "malformed CSV: row 3 has 19 fields, the header has 18",
+        CSV,
     ),
     "csv header only": _bad(
         _csv(lambda t: t.split("\n")[0] + "\n"), "CSV body has a header row but no data rows", CSV
     ),
     "csv repeated header": _bad(
         _csv(lambda t: t.replace("customer_id,", "price,", 1)),
-        "malformed CSV: header repeats columns ['price']", CSV,
+        "malformed CSV: header repeats columns ['price']",
+        CSV,
     ),
     "k zero": _bad(_rank(k=0), "'k' must be from 1 to 100, got 0"),
     "k too large": _bad(_rank(k=101), "'k' must be from 1 to 100, got 101"),
@@ -285,8 +297,13 @@ def endpoint(model_dir: Path, tmp_path: Path) -> Iterator[tuple[int, Path]]:
         server.server_close()
 
 
-def _call(port: int, method: str, path: str, body: bytes | None = None,
-          headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+def _call(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -323,10 +340,16 @@ def test_endpoint_keeps_serving_after_a_bad_request_and_captures_good_ones(
     assert len(lines) == 1  # the rejected request is not captured
     record = json.loads(lines[0])
     assert record["captureData"]["endpointInput"] == {
-        "observedContentType": JSON, "mode": "INPUT", "data": good.decode(), "encoding": "JSON"
+        "observedContentType": JSON,
+        "mode": "INPUT",
+        "data": good.decode(),
+        "encoding": "JSON",
     }
     assert record["captureData"]["endpointOutput"] == {
-        "observedContentType": JSON, "mode": "OUTPUT", "data": body.decode(), "encoding": "JSON"
+        "observedContentType": JSON,
+        "mode": "OUTPUT",
+        "data": body.decode(),
+        "encoding": "JSON",
     }
     assert record["eventMetadata"]["inferenceId"] == "req-42"
     assert record["eventMetadata"]["inferenceTime"] == "2026-11-25T08:30:05Z"
@@ -344,8 +367,9 @@ def test_endpoint_answers_oversized_bodies_and_unknown_routes_with_client_errors
     assert _call(port, "GET", "/models")[0] == 404
     assert _call(port, "GET", "/invocations")[0] == 405
     csv_rows = pd.DataFrame(instances(2)).to_csv(index=False).encode()
-    status, body = _call(port, "POST", "/invocations", csv_rows,
-                         {"Content-Type": CSV, "Accept": CSV})
+    status, body = _call(
+        port, "POST", "/invocations", csv_rows, {"Content-Type": CSV, "Accept": CSV}
+    )
     assert status == 200
     assert body.decode().splitlines()[0] == "customer_id,item_id,score"
 
@@ -362,9 +386,13 @@ def test_ping_reports_503_until_a_model_loads(tmp_path: Path) -> None:
 
 
 def _record(when: datetime) -> dict[str, Any]:
-    return capture_record(request_body=b"a,b\n1,2\n", request_content_type=CSV,
-                          response_body=b"\x00\x01", response_content_type="application/x-npy",
-                          inference_time=when)
+    return capture_record(
+        request_body=b"a,b\n1,2\n",
+        request_content_type=CSV,
+        response_body=b"\x00\x01",
+        response_content_type="application/x-npy",
+        inference_time=when,
+    )
 
 
 def test_capture_files_split_at_the_hour_in_sagemaker_layout(tmp_path: Path) -> None:
