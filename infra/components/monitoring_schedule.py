@@ -36,9 +36,13 @@ MAX_PROCESSING_RUNTIME_SECONDS = 7 * 24 * 3600
 
 @dataclass
 class MonitoringScheduleArgs:
-    """Default: hourly runs on one ml.m5.large per job, stopped after an hour; a run is
-    started at most an hour late and never retried into a pile-up; jobs run in the platform's
-    subnets when it has some, on KMS-encrypted volumes."""
+    """Default: hourly runs on one ml.m5.large per job, stopped after an hour, on KMS-encrypted
+    volumes; a run is started at most an hour late and never retried into a pile-up.
+
+    The jobs publish CloudWatch metrics, so they cannot be network-isolated: they run in the
+    platform's subnets (which need a route or VPC endpoint to CloudWatch). A platform without
+    subnets is refused unless `allow_public_network` accepts SageMaker's default network.
+    """
 
     platform: PlatformRefs
     model_name: str
@@ -56,6 +60,8 @@ class MonitoringScheduleArgs:
     volume_size_gb: int = 30
     source_bundle_key: str | None = None
     """Default: the key `TrainingPipeline` uploads the current `ml_code/` bundle to."""
+    allow_public_network: bool = False
+    """Run the jobs on SageMaker's default network when the platform has no subnets."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -75,7 +81,9 @@ class MonitoringSchedule(pulumi.ComponentResource):
         platform = args.platform
         base = f"{platform.name_prefix}-{args.model_name}"
         self.layout = monitoring.MonitoringLayout(
-            args.model_name, args.endpoint_name, args.capture_prefix or "",
+            args.model_name,
+            args.endpoint_name,
+            args.capture_prefix or "",
             args.ground_truth_prefix or "",
         )
         self.pipeline_name = f"{base}-monitoring"
@@ -96,8 +104,9 @@ class MonitoringSchedule(pulumi.ComponentResource):
         self.source_bundle_key = args.source_bundle_key or build_source_bundle().key
         self.bundle_uri = platform.s3_uri("artifacts", self.source_bundle_key)
         self.image_uri = pulumi.Output.from_input(platform.region).apply(
-            lambda region: args.image_uri
-            or jobs.default_image_uri(region, args.processing_instance_type)
+            lambda region: (
+                args.image_uri or jobs.default_image_uri(region, args.processing_instance_type)
+            )
         )
         self.job_role = self._role(name, "job", permissions.SAGEMAKER, self._job_statements())
         self.execution_role = self._role(
@@ -145,18 +154,20 @@ class MonitoringSchedule(pulumi.ComponentResource):
 
     def _job_statements(self) -> list[dict[str, Any]]:
         platform, paths = self.args.platform, self.layout
-        arns, keys = platform.bucket_arns, platform.bucket_key_arns
+        arns, keys = platform.bucket_arns, platform.bucket_key_alias_arns
         repository = pulumi.Output.all(platform.partition, self.image_uri).apply(
             lambda values: permissions.repository_arn(*values)
         )
         return [
-            *permissions.read_objects("TrafficAndGroundTruth", arns["capture"],
-                                      [paths.capture, paths.ground_truth]),
-            *permissions.read_objects("BaselineAndCode", arns["artifacts"],
-                                      [paths.baseline_key, self.source_bundle_key]),
+            *permissions.read_objects(
+                "TrafficAndGroundTruth", arns["capture"], [paths.capture, paths.ground_truth]
+            ),
+            *permissions.read_objects(
+                "BaselineAndCode", arns["artifacts"], [paths.baseline_key, self.source_bundle_key]
+            ),
             permissions.write_objects("Reports", arns["reports"], [paths.reports]),
             *permissions.use_keys(
-                decrypt=[keys["capture"], keys["artifacts"]], encrypt=[platform.kms_key_arn]
+                platform, decrypt=[keys["capture"], keys["artifacts"]], encrypt=[keys["reports"]]
             ),
             iam_documents.allow(
                 "PublishMonitoringMetrics",
@@ -185,8 +196,11 @@ class MonitoringSchedule(pulumi.ComponentResource):
                 ["sagemaker:StartPipelineExecution"],
                 [self.pipeline_arn],
             ),
-            iam_documents.allow(
-                "DecryptScheduleTarget", ["kms:Decrypt"], [self.args.platform.kms_key_arn]
+            permissions.keys_aliased(
+                "DecryptScheduleTarget",
+                ["kms:Decrypt"],
+                self.args.platform,
+                [self.args.platform.kms_key_alias_arn],
             ),
         ]
 
@@ -199,7 +213,8 @@ class MonitoringSchedule(pulumi.ComponentResource):
             reports=platform.bucket_names["reports"],
             artifacts=platform.bucket_names["artifacts"],
             bundle_uri=self.bundle_uri,
-            kms_key_id=platform.kms_key_alias_arn,
+            volume_key=platform.kms_key_alias_arn,
+            reports_key=platform.bucket_key_alias_arns["reports"],
             image=self.image_uri,
             job_role=self.role_arns["job"],
         ).apply(lambda values: monitoring.build_monitoring_definition(self._spec(values)))
@@ -211,10 +226,11 @@ class MonitoringSchedule(pulumi.ComponentResource):
             region=values["region"],
             bundle_uri=values["bundle_uri"],
             buckets={k: values[k] for k in ("capture", "reports", "artifacts")},
+            reports_kms_key_id=values["reports_key"],
             settings=jobs.JobSettings(
                 region=values["region"],
                 role_arn=values["job_role"],
-                kms_key_id=values["kms_key_id"],
+                volume_kms_key_id=values["volume_key"],
                 instance_type=args.processing_instance_type,
                 max_runtime_seconds=args.max_runtime_seconds,
                 volume_size_gb=args.volume_size_gb,
@@ -279,3 +295,11 @@ def _check(name: str, args: MonitoringScheduleArgs) -> None:
     for prefix in (args.capture_prefix, args.ground_truth_prefix):
         if prefix is not None and not prefix.endswith("/"):
             raise ValueError(f"{where}: prefix '{prefix}' must end with '/'.")
+    if not args.platform.subnet_ids and not args.allow_public_network:
+        raise ValueError(
+            f"{where}: the platform has no subnets, and the drift and quality jobs cannot be "
+            "network-isolated because they publish CloudWatch metrics. Set mlops:subnetIds and "
+            "mlops:securityGroupIds (with a CloudWatch VPC endpoint or NAT route), or pass "
+            "allow_public_network=True to run them on SageMaker's default network (the "
+            "sagemaker-job-network-isolation policy reports that)."
+        )

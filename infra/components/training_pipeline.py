@@ -11,6 +11,9 @@ and with them the whole definition, are known at preview:
   model's raw datasets, curated data, models and the code bundle, writes only its own prefixes;
 * `<prefix>-<model>-training`: the training job; reads features and the code bundle, writes
   the training output prefix.
+
+Job volumes are encrypted with the platform key and job outputs with the key of the bucket they
+land in (its bucket policy refuses any other), both named by alias ARN in the definition.
 """
 
 from __future__ import annotations
@@ -106,11 +109,14 @@ class TrainingPipeline(pulumi.ComponentResource):
         self.tags = {**args.tags, "Model": args.model_name}
 
         self.bundle = build_source_bundle(args.source_dir, args.build_dir)
-        self.bundle_uri = platform.s3_uri("artifacts", self.bundle.key)
+        # One object per model: two workloads never manage the same S3 object.
+        self.bundle_key = f"code/{args.model_name}/{self.bundle.key}"
+        self.bundle_uri = platform.s3_uri("artifacts", self.bundle_key)
         self.source_object = self._source_object(name)
         self.image_uri = pulumi.Output.from_input(platform.region).apply(
-            lambda region: args.image_uri
-            or jobs.default_image_uri(region, args.processing_instance_type)
+            lambda region: (
+                args.image_uri or jobs.default_image_uri(region, args.processing_instance_type)
+            )
         )
         self.processing_role = self._role(name, "processing", self._processing_statements())
         self.training_role = self._role(name, "training", self._training_statements())
@@ -126,8 +132,12 @@ class TrainingPipeline(pulumi.ComponentResource):
             tags=tags_for(f"{name}-pipeline", platform.tags, self.tags),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[self.source_object, self.execution_role, self.processing_role,
-                            self.training_role],
+                depends_on=[
+                    self.source_object,
+                    self.execution_role,
+                    self.processing_role,
+                    self.training_role,
+                ],
             ),
         )
         self.register_outputs(
@@ -147,7 +157,7 @@ class TrainingPipeline(pulumi.ComponentResource):
         return aws.s3.BucketObjectv2(
             f"{name}-source",
             bucket=platform.bucket_names["artifacts"],
-            key=self.bundle.key,
+            key=self.bundle_key,
             source=pulumi.FileAsset(str(self.bundle.path)),
             content_type="application/gzip",
             server_side_encryption="aws:kms",
@@ -184,36 +194,44 @@ class TrainingPipeline(pulumi.ComponentResource):
 
     def _processing_statements(self) -> list[dict[str, Any]]:
         platform, paths = self.args.platform, self.layout
-        arns, keys = platform.bucket_arns, platform.bucket_key_arns
+        arns, keys = platform.bucket_arns, platform.bucket_key_alias_arns
         return [
             *permissions.read_objects("RawDatasets", arns["raw"], [paths.datasets]),
             *permissions.read_objects("CuratedData", arns["curated"], [paths.curated]),
-            *permissions.read_objects("TrainedModelsAndCode", arns["artifacts"],
-                                      [f"{paths.training_output}/", self.bundle.key]),
+            *permissions.read_objects(
+                "TrainedModelsAndCode",
+                arns["artifacts"],
+                [f"{paths.training_output}/", self.bundle_key],
+            ),
             permissions.write_objects("CuratedData", arns["curated"], [paths.curated]),
             permissions.write_objects(
                 "EvaluationsAndPackages",
                 arns["artifacts"],
-                [paths.evaluation, f"{paths.models}packaged/",
-                 paths.baseline_key.rsplit("/", 1)[0] + "/"],
+                [
+                    paths.evaluation,
+                    f"{paths.models}packaged/",
+                    paths.baseline_key.rsplit("/", 1)[0] + "/",
+                ],
             ),
             *permissions.use_keys(
+                platform,
                 decrypt=[keys["raw"], keys["curated"], keys["artifacts"]],
-                encrypt=[platform.kms_key_arn],
+                encrypt=[keys["curated"], keys["artifacts"]],
             ),
             *self._job_statements("processing"),
         ]
 
     def _training_statements(self) -> list[dict[str, Any]]:
         platform, paths = self.args.platform, self.layout
-        arns, keys = platform.bucket_arns, platform.bucket_key_arns
+        arns, keys = platform.bucket_arns, platform.bucket_key_alias_arns
         return [
             *permissions.read_objects("Features", arns["curated"], [f"{paths.curated}features/"]),
-            *permissions.read_objects("Code", arns["artifacts"], [self.bundle.key]),
-            permissions.write_objects("TrainingOutput", arns["artifacts"],
-                                      [f"{paths.training_output}/"]),
+            *permissions.read_objects("Code", arns["artifacts"], [self.bundle_key]),
+            permissions.write_objects(
+                "TrainingOutput", arns["artifacts"], [f"{paths.training_output}/"]
+            ),
             *permissions.use_keys(
-                decrypt=[keys["curated"], keys["artifacts"]], encrypt=[platform.kms_key_arn]
+                platform, decrypt=[keys["curated"], keys["artifacts"]], encrypt=[keys["artifacts"]]
             ),
             *self._job_statements("training"),
         ]
@@ -228,13 +246,17 @@ class TrainingPipeline(pulumi.ComponentResource):
             iam_documents.allow(
                 "ReadEvaluationForTheGate",
                 ["s3:GetObject"],
-                [pulumi.Output.concat(platform.bucket_arns["artifacts"], "/", paths.evaluation,
-                                      "*")],
+                [
+                    pulumi.Output.concat(
+                        platform.bucket_arns["artifacts"], "/", paths.evaluation, "*"
+                    )
+                ],
             ),
-            iam_documents.allow(
+            permissions.keys_aliased(
                 "DecryptEvaluation",
                 ["kms:Decrypt"],
-                permissions.distinct([platform.kms_key_arn, platform.bucket_key_arns["artifacts"]]),
+                platform,
+                [platform.bucket_key_alias_arns["artifacts"]],
             ),
             iam_documents.allow(
                 "RegisterVersionsInItsGroup",
@@ -257,7 +279,9 @@ class TrainingPipeline(pulumi.ComponentResource):
             curated=platform.bucket_names["curated"],
             artifacts=platform.bucket_names["artifacts"],
             bundle_uri=self.bundle_uri,
-            kms_key_id=platform.kms_key_alias_arn,
+            volume_key=platform.kms_key_alias_arn,
+            curated_key=platform.bucket_key_alias_arns["curated"],
+            artifacts_key=platform.bucket_key_alias_arns["artifacts"],
             image=self.image_uri,
             processing_role=self.role_arns["processing"],
             training_role=self.role_arns["training"],
@@ -270,7 +294,7 @@ class TrainingPipeline(pulumi.ComponentResource):
             return jobs.JobSettings(
                 region=values["region"],
                 role_arn=values[role],
-                kms_key_id=values["kms_key_id"],
+                volume_kms_key_id=values["volume_key"],
                 instance_type=instance_type,
                 instance_count=count,
                 max_runtime_seconds=args.max_runtime_seconds,
@@ -286,9 +310,11 @@ class TrainingPipeline(pulumi.ComponentResource):
             bundle_uri=values["bundle_uri"],
             code_hash=self.bundle.code_hash,
             buckets={k: values[k] for k in ("raw", "curated", "artifacts")},
+            output_keys={k: values[f"{k}_key"] for k in ("curated", "artifacts")},
             processing=settings("processing_role", args.processing_instance_type, 1),
-            training=settings("training_role", args.training_instance_type,
-                              args.training_instance_count),
+            training=settings(
+                "training_role", args.training_instance_type, args.training_instance_count
+            ),
             model_package_group_name=args.model_package_group_name,
             approval_status=self.approval_status,
             quality_floor=args.quality_floor,
@@ -322,9 +348,7 @@ def _check(name: str, args: TrainingPipelineArgs) -> None:
             "version; use 'manual', or set allow_automatic_approval_in_prod=True."
         )
     if not 0 <= args.quality_floor <= 1:
-        raise ValueError(
-            f"{where}: quality_floor is {args.quality_floor}; NDCG@10 lies in [0, 1]."
-        )
+        raise ValueError(f"{where}: quality_floor is {args.quality_floor}; NDCG@10 lies in [0, 1].")
     if args.training_instance_count < 1:
         raise ValueError(
             f"{where}: training_instance_count is {args.training_instance_count}; use 1 or more."

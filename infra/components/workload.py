@@ -16,6 +16,7 @@ from infra.components.model_alarms import ModelAlarms, ModelAlarmsArgs
 from infra.components.model_registry import ModelRegistry, ModelRegistryArgs
 from infra.components.platform_refs import PlatformRefs
 from infra.components.retraining_trigger import RetrainingTrigger, RetrainingTriggerArgs
+from infra.components.training_pipeline import TrainingPipeline, TrainingPipelineArgs
 from infra.settings import ModelSettings, PlatformSettings
 
 
@@ -78,7 +79,24 @@ class ModelWorkload(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.pipeline_name = f"{platform.name_prefix}-{model.name}-training"
+        self.training = TrainingPipeline(
+            f"{name}-training",
+            TrainingPipelineArgs(
+                platform=platform,
+                model_name=model.name,
+                model_package_group_name=self.registry.group_name,
+                approval_mode=settings.approval_mode,
+                quality_floor=model.quality_floor,
+                training_instance_type=model.training_instance_type,
+                training_instance_count=model.training_instance_count,
+                processing_instance_type=model.processing_instance_type,
+                max_runtime_seconds=model.training_max_runtime_seconds,
+                inference_instance_types=(model.endpoint_instance_type,),
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.pipeline_name = self.training.pipeline_name
         self.retraining = RetrainingTrigger(
             f"{name}-retraining",
             RetrainingTriggerArgs(

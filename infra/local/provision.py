@@ -13,9 +13,11 @@ reason recorded in `Provisioned.skipped`, so a reader sees that nothing was drop
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from infra.local.emulator import Emulator
@@ -128,6 +130,7 @@ class _Context:
     emulator: Emulator
     done: Provisioned
     withheld: set[str]
+    root: Path
     """Top-level inputs of the current resource that were secrets and were withheld."""
     _clients: dict[str, Any] = field(default_factory=dict)
 
@@ -144,8 +147,12 @@ class _Context:
 _Creator = Callable[[_Context, dict[str, Any], dict[str, Any]], Created]
 
 
-def provision(plan: Mapping[str, Any], emulator: Emulator) -> Provisioned:
-    """Create the plan's resources in `emulator`, dependencies first."""
+def provision(
+    plan: Mapping[str, Any], emulator: Emulator, project_root: Path | None = None
+) -> Provisioned:
+    """Create the plan's resources in `emulator`, dependencies first.
+
+    `project_root` is where the plan ran: file assets in the plan are relative to it."""
     region = (plan.get("config") or {}).get("aws:region")
     if region and region != emulator.region:
         raise ProvisionError(
@@ -153,12 +160,15 @@ def provision(plan: Mapping[str, Any], emulator: Emulator) -> Provisioned:
             f"{emulator.region}; start it with Emulator(region={region!r})"
         )
     done = Provisioned()
+    root = project_root or Path.cwd()
     for resource in _dependency_order(plan.get("resources", [])):
-        _provision_one(resource, emulator, done)
+        _provision_one(resource, emulator, done, root)
     return done
 
 
-def _provision_one(resource: dict[str, Any], emulator: Emulator, done: Provisioned) -> None:
+def _provision_one(
+    resource: dict[str, Any], emulator: Emulator, done: Provisioned, root: Path
+) -> None:
     urn, type_ = resource["urn"], resource["type"]
     if not resource.get("custom", True):
         done.skipped[urn] = Skipped(urn, type_, COMPONENT_REASON)
@@ -181,7 +191,7 @@ def _provision_one(resource: dict[str, Any], emulator: Emulator, done: Provision
     done.withheld_secrets.extend(f"{urn}: {path}" for path in secrets)
     withheld = {path.split(".")[0].split("[")[0] for path in secrets}
     inputs = _resolve(resource, inputs, done)
-    context = _Context(emulator, done, withheld)
+    context = _Context(emulator, done, withheld, root)
     try:
         done.created[urn] = creator(context, resource, inputs)
     except _SkipResource as skip:
@@ -379,6 +389,31 @@ def _create_bucket(ctx: _Context, resource: dict[str, Any], inputs: dict[str, An
     if inputs.get("tags"):
         s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": _tag_list(inputs)})
     return Created(resource["urn"], resource["type"], name, f"arn:aws:s3:::{name}", name)
+
+
+def _create_object(ctx: _Context, resource: dict[str, Any], inputs: dict[str, Any]) -> Created:
+    """Objects the program uploads (the ML code bundle) are uploaded from the file the plan
+    hashed; a changed file no longer matches the plan's digest, and is refused."""
+    bucket = _require(ctx, resource, inputs, "bucket")
+    key = _require(ctx, resource, inputs, "key")
+    source = inputs.get("source") or {}
+    asset = source.get("$asset") if isinstance(source, dict) else None
+    if not asset:
+        raise ProvisionError(f"{resource['urn']}: only file-asset sources can be uploaded")
+    path = ctx.root / asset["path"]
+    if not path.is_file() or _sha256(path) != asset["digest"]:
+        raise ProvisionError(
+            f"{resource['urn']}: {path} is missing or changed since the plan; plan again"
+        )
+    extra: dict[str, Any] = {}
+    if inputs.get("kmsKeyId"):
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": inputs["kmsKeyId"]}
+    ctx.client("s3").put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), **extra)
+    return Created(resource["urn"], resource["type"], key, f"arn:aws:s3:::{bucket}/{key}", key)
+
+
+def _sha256(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _bucket_setting(resource: dict[str, Any], bucket: str) -> Created:
@@ -769,6 +804,7 @@ _CREATORS: dict[str, _Creator] = {
     "aws:s3/bucketVersioning:BucketVersioning": _create_versioning,
     _ENCRYPTION: _create_encryption,
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": _create_public_access_block,
+    "aws:s3/bucketObjectv2:BucketObjectv2": _create_object,
     _TOPIC: _create_topic,
     _ROLE: _create_role,
     "aws:iam/rolePolicy:RolePolicy": _create_role_policy,

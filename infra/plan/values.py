@@ -97,13 +97,22 @@ def _asset(sig: str, value: dict[str, Any]) -> Asset:
     if "path" in value:
         path = Path(value["path"])
         digest = _file_digest(path) if path.exists() else "missing"
-        return Asset(kind, path.name, digest)
+        return Asset(kind, _project_relative(path), digest)
     if "text" in value:
         return Asset(kind, "<text>", "sha256:" + hashlib.sha256(value["text"].encode()).hexdigest())
     if "assets" in value:
         inner = json.dumps(to_json(decode(value["assets"]), reveal=False), sort_keys=True)
         return Asset(kind, "<assets>", "sha256:" + hashlib.sha256(inner.encode()).hexdigest())
     return Asset(kind, value.get("uri", "<unknown>"), "uri")
+
+
+def _project_relative(path: Path) -> str:
+    """Plans run from the project root: paths inside it are kept relative, so a plan file
+    names the same file on every machine."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _file_digest(path: Path) -> str:

@@ -17,13 +17,7 @@ RECOMMENDER = {
     "minInstances": 2,
     "maxInstances": 4,
 }
-PHYSICAL_NAME_INPUTS = (
-    "name",
-    "bucket",
-    "pipelineName",
-    "modelPackageGroupName",
-    "featureGroupName",
-)
+PHYSICAL_NAME_INPUTS = ("name", "pipelineName", "modelPackageGroupName", "featureGroupName")
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +26,22 @@ def two_models() -> Capture:
 
 
 def _physical_names(capture: Capture) -> list[tuple[str, str]]:
-    return [
-        (r.type, r.inputs[key])
+    objects = [
+        (r.type, f"{r.inputs['bucket']}/{r.inputs.get('key', '')}")
         for r in capture.resources
-        for key in PHYSICAL_NAME_INPUTS
-        if r.custom and isinstance(r.inputs.get(key), str)
+        if r.custom and r.type.startswith("aws:s3/bucket") and "key" in r.inputs
     ]
+    buckets = [(r.type, r.inputs["bucket"]) for r in capture.by_type("aws:s3/bucket:Bucket")]
+    return (
+        objects
+        + buckets
+        + [
+            (r.type, r.inputs[key])
+            for r in capture.resources
+            for key in PHYSICAL_NAME_INPUTS
+            if r.custom and isinstance(r.inputs.get(key), str)
+        ]
+    )
 
 
 def test_a_second_model_adds_its_own_workload_without_any_name_collision(two_models):

@@ -1,0 +1,191 @@
+"""The monitoring pipeline's definition: drift and quality of an endpoint's captured traffic.
+
+Two independent processing steps read the endpoint's data capture, compare it with the training
+baseline (drift) and with ground truth (quality), write their reports and publish the metrics
+of `ml_code.monitoring.metrics` that the model's alarms watch. Publishing needs CloudWatch, so
+these jobs are not network-isolated: they run in the platform's subnets when it has some (the
+component refuses a platform without subnets unless told otherwise), and their role may put
+metrics only in the monitoring namespace.
+
+Parameters let a run look at another window or baseline: `CaptureUri` (default: everything the
+endpoint captured, which the capture bucket keeps for its retention period), `GroundTruthUri`,
+`BaselineUri` (default: the newest registered version's baseline, which the training pipeline
+publishes; the file must be named `baseline.json`) and `DriftThreshold`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from infra.pipelines import jobs
+from infra.pipelines.sdk import offline_sdk, pipeline_session
+
+STEP_DRIFT = "FeatureDrift"
+STEP_QUALITY = "ModelQuality"
+PROCESSING_STEPS = (STEP_DRIFT, STEP_QUALITY)
+
+PARAM_CAPTURE = "CaptureUri"
+PARAM_GROUND_TRUTH = "GroundTruthUri"
+PARAM_BASELINE = "BaselineUri"
+PARAM_DRIFT_THRESHOLD = "DriftThreshold"
+BASELINE_FILE = "baseline.json"
+
+_IN = f"{jobs.PROCESSING_ROOT}/input"
+_OUT = f"{jobs.PROCESSING_ROOT}/output"
+
+
+@dataclass(frozen=True)
+class MonitoringLayout:
+    """Where one endpoint's traffic, labels and reports live; IAM policies are built from it."""
+
+    model_name: str
+    endpoint_name: str
+    capture_prefix: str = ""
+    """In the capture bucket. Default: `capture/<endpoint>/`, where the endpoint writes."""
+    ground_truth_prefix: str = ""
+    """In the capture bucket. Default: `ground-truth/<endpoint>/`."""
+
+    @property
+    def capture(self) -> str:
+        return self.capture_prefix or f"capture/{self.endpoint_name}/"
+
+    @property
+    def ground_truth(self) -> str:
+        return self.ground_truth_prefix or f"ground-truth/{self.endpoint_name}/"
+
+    @property
+    def reports(self) -> str:
+        """In the reports bucket."""
+        return f"monitoring/{self.model_name}/"
+
+    @property
+    def baseline_key(self) -> str:
+        """In the artifacts bucket; written by the training pipeline."""
+        return f"models/{self.model_name}/baseline/latest/{BASELINE_FILE}"
+
+
+@dataclass(frozen=True)
+class MonitoringPipelineSpec:
+    """Everything the definition depends on, as plain values."""
+
+    layout: MonitoringLayout
+    region: str
+    bundle_uri: str
+    buckets: dict[str, str]
+    """Bucket names by data class: capture, reports, artifacts."""
+    reports_kms_key_id: str
+    """The reports bucket's key (alias ARN): every job output goes there."""
+    settings: jobs.JobSettings
+    drift_threshold: float
+
+
+def build_monitoring_definition(spec: MonitoringPipelineSpec) -> str:
+    """The pipeline definition JSON (sorted keys, no whitespace)."""
+    settings = replace(
+        spec.settings,
+        network_isolation=False,
+        environment={"AWS_DEFAULT_REGION": spec.region, **spec.settings.environment},
+    )
+    spec = replace(spec, settings=settings)
+    with offline_sdk(spec.region):
+        from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString
+        from sagemaker.mlops.workflow.pipeline import Pipeline
+
+        session = pipeline_session(spec.region)
+        paths, buckets = spec.layout, spec.buckets
+        params = {
+            PARAM_CAPTURE: ParameterString(
+                PARAM_CAPTURE, default_value=f"s3://{buckets['capture']}/{paths.capture}"
+            ),
+            PARAM_GROUND_TRUTH: ParameterString(
+                PARAM_GROUND_TRUTH, default_value=f"s3://{buckets['capture']}/{paths.ground_truth}"
+            ),
+            PARAM_BASELINE: ParameterString(
+                PARAM_BASELINE, default_value=f"s3://{buckets['artifacts']}/{paths.baseline_key}"
+            ),
+            PARAM_DRIFT_THRESHOLD: ParameterFloat(
+                PARAM_DRIFT_THRESHOLD, default_value=spec.drift_threshold
+            ),
+        }
+        pipeline = Pipeline(
+            name=f"{paths.model_name}-monitoring",
+            parameters=list(params.values()),
+            steps=[_drift_step(session, spec, params), _quality_step(session, spec, params)],
+            sagemaker_session=session,
+            pipeline_experiment_config=None,
+        )
+        definition = pipeline.definition()
+    return json.dumps(json.loads(definition), sort_keys=True, separators=(",", ":"))
+
+
+def _reports(spec: MonitoringPipelineSpec, kind: str) -> Any:
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join
+
+    prefix = f"s3://{spec.buckets['reports']}/{spec.layout.reports}{kind}"
+    return Join(on="/", values=[prefix, ExecutionVariables.PIPELINE_EXECUTION_ID])
+
+
+def _identity(spec: MonitoringPipelineSpec) -> list[str]:
+    """The dimensions every published datum carries, and the switch that publishes."""
+    return ["--endpoint", spec.layout.endpoint_name, "--model", spec.layout.model_name, "--publish"]
+
+
+def _drift_step(session: Any, spec: MonitoringPipelineSpec, params: dict[str, Any]) -> Any:
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    step_args = jobs.processor(session, spec.settings, spec.reports_kms_key_id).run(
+        inputs=[
+            jobs.code_input(spec.bundle_uri),
+            jobs.s3_input("baseline", params[PARAM_BASELINE], f"{_IN}/baseline"),
+            jobs.s3_input("capture", params[PARAM_CAPTURE], f"{_IN}/capture"),
+        ],
+        outputs=[jobs.s3_output("report", _reports(spec, "drift"), f"{_OUT}/drift")],
+        arguments=jobs.module_arguments(
+            "ml_code.monitoring.drift",
+            "--baseline",
+            f"{_IN}/baseline/{BASELINE_FILE}",
+            "--capture",
+            f"{_IN}/capture",
+            "--output",
+            f"{_OUT}/drift",
+            "--threshold",
+            params[PARAM_DRIFT_THRESHOLD].to_string(),
+            *_identity(spec),
+        ),
+    )
+    return ProcessingStep(
+        STEP_DRIFT,
+        step_args=step_args,
+        description="PSI of each model feature against the training baseline.",
+    )
+
+
+def _quality_step(session: Any, spec: MonitoringPipelineSpec, params: dict[str, Any]) -> Any:
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    step_args = jobs.processor(session, spec.settings, spec.reports_kms_key_id).run(
+        inputs=[
+            jobs.code_input(spec.bundle_uri),
+            jobs.s3_input("capture", params[PARAM_CAPTURE], f"{_IN}/capture"),
+            jobs.s3_input("ground-truth", params[PARAM_GROUND_TRUTH], f"{_IN}/ground-truth"),
+        ],
+        outputs=[jobs.s3_output("report", _reports(spec, "quality"), f"{_OUT}/quality")],
+        arguments=jobs.module_arguments(
+            "ml_code.monitoring.quality",
+            "--capture",
+            f"{_IN}/capture",
+            "--ground-truth",
+            f"{_IN}/ground-truth",
+            "--output",
+            f"{_OUT}/quality",
+            *_identity(spec),
+        ),
+    )
+    return ProcessingStep(
+        STEP_QUALITY,
+        step_args=step_args,
+        description="AUC, NDCG@10 and precision@10 of labelled traffic.",
+    )

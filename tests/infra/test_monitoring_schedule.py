@@ -1,0 +1,234 @@
+"""MonitoringSchedule under mocks: what starts the monitoring pipeline and what its jobs may do."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra.components.monitoring_schedule import MonitoringSchedule, MonitoringScheduleArgs
+from infra.pipelines import monitoring, training
+from infra.plan.engine import Capture, Resource
+from ml_code.monitoring.metrics import NAMESPACE
+from tests.infra.platform import ACCOUNT, PLATFORM_KEY, alias_of
+from tests.infra.resolved import resolved
+from tests.infra.test_training_pipeline import (
+    ALLOWED_ON_EVERY_RESOURCE,
+    bucket,
+    key_aliases,
+    platform_for,
+    resources_of,
+    statements,
+)
+
+PIPELINE_ARN = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:pipeline/mlops-dev-recommender-monitoring"
+ENDPOINT = "mlops-dev-recommender"
+BUNDLE_KEY = "code/0123456789abcdef/sourcedir.tar.gz"
+
+
+def build(environment: str = "dev", **overrides: Any) -> Capture:
+    def program() -> None:
+        args: dict[str, Any] = dict(
+            platform=platform_for(environment),
+            model_name="recommender",
+            endpoint_name=ENDPOINT,
+            schedule_expression="rate(2 hours)",
+            drift_threshold=0.15,
+            max_runtime_seconds=1800,
+            source_bundle_key=BUNDLE_KEY,
+            allow_public_network=environment != "prod",
+            tags={"Team": "personalization"},
+        )
+        args.update(overrides)
+        schedule = MonitoringSchedule("recommender-monitoring", MonitoringScheduleArgs(**args))
+        for output in ("pipeline_name", "pipeline_arn", "schedule_arn"):
+            pulumi.export(output, getattr(schedule, output))
+
+    return resolved(program, environment)
+
+
+@pytest.fixture(scope="module")
+def capture() -> Capture:
+    return build()
+
+
+def the(capture: Capture, type_: str) -> Resource:
+    (found,) = capture.by_type(type_)
+    return found
+
+
+def policy(capture: Capture, role: str) -> dict[str, Any]:
+    (found,) = [
+        p
+        for p in capture.by_type("aws:iam/rolePolicy:RolePolicy")
+        if p.name == f"recommender-monitoring-{role}-role-policy"
+    ]
+    return json.loads(found.inputs["policy"])
+
+
+def definition(capture: Capture) -> dict[str, Any]:
+    return json.loads(the(capture, "aws:sagemaker/pipeline:Pipeline").inputs["pipelineDefinition"])
+
+
+def test_outputs_name_the_pipeline_and_the_schedule(capture):
+    assert capture.outputs["pipeline_name"] == "mlops-dev-recommender-monitoring"
+    assert capture.outputs["pipeline_arn"] == PIPELINE_ARN
+    assert capture.outputs["schedule_arn"].startswith("arn:aws:scheduler:")
+
+
+def test_schedule_starts_the_monitoring_pipeline_on_the_configured_expression(capture):
+    schedule = the(capture, "aws:scheduler/schedule:Schedule")
+    assert schedule.inputs["name"] == "mlops-dev-recommender-monitoring"
+    assert schedule.inputs["scheduleExpression"] == "rate(2 hours)"
+    assert schedule.inputs["flexibleTimeWindow"] == {"mode": "OFF"}
+    assert schedule.inputs["kmsKeyArn"] == PLATFORM_KEY
+    target = schedule.inputs["target"]
+    assert target["arn"] == PIPELINE_ARN
+    assert target["roleArn"] == (
+        f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-recommender-monitoring-schedule"
+    )
+    assert target["sagemakerPipelineParameters"]["pipelineParameters"] == [
+        {"name": monitoring.PARAM_DRIFT_THRESHOLD, "value": "0.15"}
+    ]
+    pipeline = the(capture, "aws:sagemaker/pipeline:Pipeline")
+    assert pipeline.urn in schedule.options["dependsOn"]
+
+
+def test_schedule_role_may_start_this_pipeline_and_nothing_else(capture):
+    document = policy(capture, "schedule")
+    assert [(s["Action"], s["Resource"]) for s in statements(document)] == [
+        (["sagemaker:StartPipelineExecution"], [PIPELINE_ARN]),
+        (["kms:Decrypt"], [f"arn:aws:kms:us-east-1:{ACCOUNT}:key/*"]),
+    ]
+    assert key_aliases(document) == {"alias/platform"}
+    (role,) = [
+        r
+        for r in capture.by_type("aws:iam/role:Role")
+        if r.inputs["name"] == "mlops-dev-recommender-monitoring-schedule"
+    ]
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": ["scheduler.amazonaws.com"]}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+def test_job_role_reads_only_traffic_labels_baseline_and_code_and_writes_only_reports(capture):
+    document = policy(capture, "job")
+    capture_bucket = f"arn:aws:s3:::{bucket('capture')}"
+    artifacts = f"arn:aws:s3:::{bucket('artifacts')}"
+    reports = f"arn:aws:s3:::{bucket('reports')}"
+    assert resources_of(document, "s3") == {
+        capture_bucket,
+        artifacts,
+        f"{capture_bucket}/capture/{ENDPOINT}/*",
+        f"{capture_bucket}/ground-truth/{ENDPOINT}/*",
+        f"{artifacts}/models/recommender/baseline/latest/baseline.json",
+        f"{artifacts}/{BUNDLE_KEY}",
+        f"{reports}/monitoring/recommender/*",
+    }
+    writes = [s for s in statements(document) if "s3:PutObject" in s["Action"]]
+    assert [w["Resource"] for w in writes] == [[f"{reports}/monitoring/recommender/*"]]
+    # The reports bucket uses the platform key in this fixture, which also encrypts volumes.
+    assert key_aliases(document) == {"alias/capture", "alias/artifacts", "alias/platform"}
+    assert key_aliases(document, "EncryptOutputs") == {"alias/platform"}
+
+
+def test_job_role_puts_metrics_only_in_the_monitoring_namespace(capture):
+    (metrics,) = [
+        s for s in statements(policy(capture, "job")) if "cloudwatch:PutMetricData" in s["Action"]
+    ]
+    assert metrics["Action"] == ["cloudwatch:PutMetricData"]
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": NAMESPACE}}
+
+
+def test_execution_role_runs_only_the_drift_and_quality_jobs_and_passes_only_the_job_role(
+    capture,
+):
+    by_sid = {s["Sid"]: s for s in statements(policy(capture, "execution"))}
+    sagemaker = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}"
+    assert by_sid["RunProcessingJobsOfItsSteps"]["Resource"] == [
+        f"{sagemaker}:processing-job/pipelines-*-featuredrift-*",
+        f"{sagemaker}:processing-job/pipelines-*-modelquality-*",
+    ]
+    assert "RunTrainingJobsOfItsSteps" not in by_sid
+    assert by_sid["PassJobRolesToSageMaker"]["Resource"] == [
+        f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-recommender-monitoring"
+    ]
+
+
+def test_no_statement_allows_wildcard_actions_or_any_action_on_every_resource(capture):
+    for role in ("job", "execution", "schedule"):
+        for statement in statements(policy(capture, role)):
+            for action in statement["Action"]:
+                assert action != "*" and not action.endswith(":*"), (role, action)
+            if "*" in statement["Resource"]:
+                assert set(statement["Action"]) <= ALLOWED_ON_EVERY_RESOURCE, (role, statement)
+
+
+def test_jobs_publish_this_endpoints_metrics_from_its_capture_with_encrypted_volumes(capture):
+    steps = definition(capture)["Steps"]
+    assert [s["Name"] for s in steps] == [monitoring.STEP_DRIFT, monitoring.STEP_QUALITY]
+    for step in steps:
+        arguments = step["Arguments"]
+        command = arguments["AppSpecification"]["ContainerArguments"]
+        assert command[-5:] == ["--endpoint", ENDPOINT, "--model", "recommender", "--publish"]
+        assert arguments["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == alias_of(
+            PLATFORM_KEY
+        )
+        assert arguments["ProcessingOutputConfig"]["KmsKeyId"] == alias_of(PLATFORM_KEY)
+        assert arguments["StoppingCondition"] == {"MaxRuntimeInSeconds": 1800}
+        assert (
+            arguments["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-recommender-monitoring"
+        )
+
+
+def test_drift_compares_with_the_baseline_the_training_pipeline_publishes(capture):
+    defaults = {p["Name"]: p["DefaultValue"] for p in definition(capture)["Parameters"]}
+    published = training.TrainingLayout("recommender").baseline_key
+    assert defaults[monitoring.PARAM_BASELINE] == f"s3://{bucket('artifacts')}/{published}"
+    assert defaults[monitoring.PARAM_CAPTURE] == f"s3://{bucket('capture')}/capture/{ENDPOINT}/"
+    assert defaults[monitoring.PARAM_DRIFT_THRESHOLD] == 0.15
+
+
+def test_jobs_reach_cloudwatch_from_the_platform_subnets_without_any_opt_out():
+    prod = build("prod")
+    for step in definition(prod)["Steps"]:
+        network = step["Arguments"]["NetworkConfig"]
+        assert network["VpcConfig"] == {
+            "SecurityGroupIds": ["sg-1"],
+            "Subnets": ["subnet-a", "subnet-b"],
+        }
+        assert network["EnableNetworkIsolation"] is False
+        assert network["EnableInterContainerTrafficEncryption"] is True
+    sids = {s["Sid"] for s in statements(policy(prod, "job"))}
+    assert "ManageJobNetworkInterfaces" in sids
+
+
+def test_a_platform_without_subnets_needs_the_explicit_public_network_opt_out():
+    with pytest.raises(ValueError, match="allow_public_network=True") as refused:
+        build("dev", allow_public_network=False)
+    assert "mlops:subnetIds" in str(refused.value)
+
+
+def test_every_taggable_resource_carries_its_name_the_model_and_platform_tags(capture):
+    tagged = [r for r in capture.resources if "tags" in r.inputs]
+    assert {r.type for r in tagged} == {"aws:iam/role:Role", "aws:sagemaker/pipeline:Pipeline"}
+    for resource in tagged:
+        tags = resource.inputs["tags"]
+        assert tags["Name"] == resource.name and tags["Model"] == "recommender"
+        assert tags["Team"] == "personalization" and tags["Environment"] == "dev"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"schedule_expression": "every hour"}, "'every hour' is not an EventBridge Scheduler"),
+        ({"drift_threshold": 0}, "drift_threshold is 0"),
+        ({"max_runtime_seconds": 10**7}, "max_runtime_seconds is 10000000"),
+        ({"capture_prefix": "capture/x"}, "prefix 'capture/x' must end with '/'"),
+    ],
+)
+def test_invalid_arguments_are_refused_naming_the_value_received(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build(**overrides)
