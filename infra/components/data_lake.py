@@ -77,6 +77,7 @@ class DataLake(pulumi.ComponentResource):
                     lifecycle=self._lifecycle(role),
                     protect=args.protect,
                     tags={**args.tags, "DataClass": role},
+                    send_events_to_eventbridge=role == "reports",
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -35,11 +35,15 @@ class HandlerFunctionArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+SHARED_MODULES = ("__init__.py", "monitoring/__init__.py", "monitoring/metrics.py")
+"""Modules handlers import besides their own package; each needs nothing but boto3."""
+
+
 def handler_code() -> pulumi.AssetArchive:
-    """Only the handlers package and the package marker: handlers need nothing but boto3."""
+    """The handlers package and the few boto3-only modules they share with the jobs."""
     package = HANDLERS_DIR.parent
     assets: dict[str, pulumi.Asset | pulumi.Archive] = {
-        "ml_code/__init__.py": pulumi.FileAsset(str(package / "__init__.py"))
+        f"ml_code/{module}": pulumi.FileAsset(str(package / module)) for module in SHARED_MODULES
     }
     for source in sorted(HANDLERS_DIR.glob("*.py")):
         assets[f"ml_code/handlers/{source.name}"] = pulumi.FileAsset(str(source))

@@ -7,9 +7,14 @@ preview:
 * `<prefix>-<model>-monitoring-pipeline`: SageMaker Pipelines runs as it; it may start, watch
   and stop exactly the drift and quality jobs and pass exactly the job role;
 * `<prefix>-<model>-monitoring`: the jobs; reads the endpoint's capture and ground-truth
-  prefixes, the baseline and the code bundle, writes its reports, and puts metrics only in the
-  `ml_code.monitoring.metrics` namespace;
+  prefixes, the baseline and the code bundle, and writes its reports;
 * `<prefix>-<model>-monitoring-schedule`: EventBridge Scheduler; may start this pipeline only.
+
+The jobs are network-isolated. Each report carries its CloudWatch request, and a small
+function (`ml_code.handlers.publish_metrics`) that may put metrics only in the
+`ml_code.monitoring.metrics` namespace sends it when the report lands: an EventBridge rule on
+the reports bucket's "Object Created" events under this model's prefix calls it. The schedule
+passes its scheduled time as `WindowEnd`, so metrics describe the window, not the run.
 
 The jobs run the code bundle that the model's `TrainingPipeline` uploads (same key: the hash
 of the same `ml_code/` tree), so create both for a model.
@@ -24,10 +29,12 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import iam_documents
+from infra.components.handler_function import HandlerFunction, HandlerFunctionArgs
 from infra.components.platform_refs import PlatformRefs
 from infra.components.tagging import tags_for
 from infra.pipelines import jobs, monitoring, permissions
 from infra.pipelines.source_bundle import build_source_bundle
+from ml_code.handlers.publish_metrics import NAMESPACE_ENV
 from ml_code.monitoring.metrics import NAMESPACE
 
 SCHEDULER = "scheduler.amazonaws.com"
@@ -36,13 +43,10 @@ MAX_PROCESSING_RUNTIME_SECONDS = 7 * 24 * 3600
 
 @dataclass
 class MonitoringScheduleArgs:
-    """Default: hourly runs on one ml.m5.large per job, stopped after an hour, on KMS-encrypted
-    volumes; a run is started at most an hour late and never retried into a pile-up.
-
-    The jobs publish CloudWatch metrics, so they cannot be network-isolated: they run in the
-    platform's subnets (which need a route or VPC endpoint to CloudWatch). A platform without
-    subnets is refused unless `allow_public_network` accepts SageMaker's default network.
-    """
+    """Default: hourly runs on one ml.m5.large per job, network-isolated, stopped after an
+    hour, on KMS-encrypted volumes; a run is started at most an hour late and never retried
+    into a pile-up. The reports bucket must send its events to EventBridge (the DataLake's
+    reports bucket does)."""
 
     platform: PlatformRefs
     model_name: str
@@ -60,8 +64,6 @@ class MonitoringScheduleArgs:
     volume_size_gb: int = 30
     source_bundle_key: str | None = None
     """Default: the key `TrainingPipeline` uploads the current `ml_code/` bundle to."""
-    allow_public_network: bool = False
-    """Run the jobs on SageMaker's default network when the platform has no subnets."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -128,6 +130,7 @@ class MonitoringSchedule(pulumi.ComponentResource):
         )
         self.schedule = self._schedule(name)
         self.schedule_arn = self.schedule.arn
+        self.publisher = self._publisher(name)
         self.register_outputs(
             {
                 "pipeline_name": self.pipeline_name,
@@ -137,6 +140,73 @@ class MonitoringSchedule(pulumi.ComponentResource):
                 "job_role_arn": self.role_arns["job"],
             }
         )
+
+    def _publisher(self, name: str) -> HandlerFunction:
+        """Reports in, metrics out: the one piece with CloudWatch access, and only to our
+        namespace."""
+        platform, paths = self.args.platform, self.layout
+        reports_bucket = platform.bucket_names["reports"]
+        handler = HandlerFunction(
+            f"{name}-publisher",
+            HandlerFunctionArgs(
+                platform=platform,
+                handler="ml_code.handlers.publish_metrics.handler",
+                environment={NAMESPACE_ENV: NAMESPACE},
+                policy_statements=[
+                    *permissions.read_objects(
+                        "ReadReports", platform.bucket_arns["reports"], [paths.reports]
+                    ),
+                    permissions.keys_aliased(
+                        "DecryptReports",
+                        ["kms:Decrypt"],
+                        platform,
+                        [platform.bucket_key_alias_arns["reports"]],
+                    ),
+                    iam_documents.allow(
+                        "PublishMonitoringMetrics",
+                        ["cloudwatch:PutMetricData"],
+                        ["*"],
+                        Condition={"StringEquals": {"cloudwatch:namespace": NAMESPACE}},
+                    ),
+                ],
+                tags=self.tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        rule_name = f"{platform.name_prefix}-{self.args.model_name}-reports"
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-reports-rule",
+            name=rule_name,
+            description=f"Monitoring reports of {self.args.model_name} land: publish metrics",
+            event_pattern=pulumi.Output.json_dumps(
+                {
+                    "source": ["aws.s3"],
+                    "detail-type": ["Object Created"],
+                    "detail": {
+                        "bucket": {"name": [reports_bucket]},
+                        "object": {"key": [{"prefix": paths.reports}]},
+                    },
+                }
+            ),
+            tags=tags_for(f"{name}-reports-rule", platform.tags, self.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-reports-target",
+            rule=rule.name,
+            arn=handler.function_arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.lambda_.Permission(
+            f"{name}-reports-invoke",
+            action="lambda:InvokeFunction",
+            function=handler.function_name,
+            principal="events.amazonaws.com",
+            source_arn=platform.arn("events", f"rule/{rule_name}"),
+            source_account=platform.account_id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[handler.function]),
+        )
+        return handler
 
     def _role(
         self, name: str, role: str, service: str, statements: list[dict[str, Any]]
@@ -168,12 +238,6 @@ class MonitoringSchedule(pulumi.ComponentResource):
             permissions.write_objects("Reports", arns["reports"], [paths.reports]),
             *permissions.use_keys(
                 platform, decrypt=[keys["capture"], keys["artifacts"]], encrypt=[keys["reports"]]
-            ),
-            iam_documents.allow(
-                "PublishMonitoringMetrics",
-                ["cloudwatch:PutMetricData"],
-                ["*"],
-                Condition={"StringEquals": {"cloudwatch:namespace": NAMESPACE}},
             ),
             permissions.job_logs(platform, ["processing"]),
             *permissions.pull_image(repository),
@@ -235,7 +299,6 @@ class MonitoringSchedule(pulumi.ComponentResource):
                 max_runtime_seconds=args.max_runtime_seconds,
                 volume_size_gb=args.volume_size_gb,
                 image_uri=values["image"],
-                network_isolation=False,
                 subnet_ids=tuple(platform.subnet_ids),
                 security_group_ids=tuple(platform.security_group_ids),
             ),
@@ -260,7 +323,11 @@ class MonitoringSchedule(pulumi.ComponentResource):
                         {
                             "name": monitoring.PARAM_DRIFT_THRESHOLD,
                             "value": repr(float(args.drift_threshold)),
-                        }
+                        },
+                        {
+                            "name": monitoring.PARAM_WINDOW_END,
+                            "value": "<aws.scheduler.scheduled-time>",
+                        },
                     ]
                 },
                 "retry_policy": {
@@ -295,11 +362,3 @@ def _check(name: str, args: MonitoringScheduleArgs) -> None:
     for prefix in (args.capture_prefix, args.ground_truth_prefix):
         if prefix is not None and not prefix.endswith("/"):
             raise ValueError(f"{where}: prefix '{prefix}' must end with '/'.")
-    if not args.platform.subnet_ids and not args.allow_public_network:
-        raise ValueError(
-            f"{where}: the platform has no subnets, and the drift and quality jobs cannot be "
-            "network-isolated because they publish CloudWatch metrics. Set mlops:subnetIds and "
-            "mlops:securityGroupIds (with a CloudWatch VPC endpoint or NAT route), or pass "
-            "allow_public_network=True to run them on SageMaker's default network (the "
-            "sagemaker-job-network-isolation policy reports that)."
-        )

@@ -43,6 +43,8 @@ class SecureBucketArgs:
     protect: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     extra_policy_statements: list[dict[str, Any]] = field(default_factory=list)
+    send_events_to_eventbridge: bool = False
+    """Object-level events go to EventBridge, where rules can react to new objects."""
     allow_s3_managed_encryption: bool = False
     disable_access_logging: bool = False
 
@@ -109,6 +111,10 @@ class SecureBucket(pulumi.ComponentResource):
             rules=[_lifecycle_rule(args.lifecycle)],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning]),
         )
+        if args.send_events_to_eventbridge:
+            aws.s3.BucketNotification(
+                f"{name}-notifications", bucket=self.bucket.id, eventbridge=True, opts=child
+            )
         if args.log_bucket is not None:
             self.logging = aws.s3.BucketLogging(
                 f"{name}-access-logging",

@@ -14,6 +14,7 @@ import pulumi
 from infra.components.inference_endpoint import InferenceEndpoint, InferenceEndpointArgs
 from infra.components.model_alarms import ModelAlarms, ModelAlarmsArgs
 from infra.components.model_registry import ModelRegistry, ModelRegistryArgs
+from infra.components.monitoring_schedule import MonitoringSchedule, MonitoringScheduleArgs
 from infra.components.platform_refs import PlatformRefs
 from infra.components.retraining_trigger import RetrainingTrigger, RetrainingTriggerArgs
 from infra.components.training_pipeline import TrainingPipeline, TrainingPipelineArgs
@@ -97,6 +98,20 @@ class ModelWorkload(pulumi.ComponentResource):
             opts=child,
         )
         self.pipeline_name = self.training.pipeline_name
+        self.monitoring = MonitoringSchedule(
+            f"{name}-monitoring",
+            MonitoringScheduleArgs(
+                platform=platform,
+                model_name=model.name,
+                endpoint_name=self.endpoint.endpoint_name,
+                schedule_expression=settings.monitoring_schedule,
+                drift_threshold=model.drift_threshold,
+                processing_instance_type=model.processing_instance_type,
+                source_bundle_key=self.training.bundle_key,
+                tags=tags,
+            ),
+            opts=child,
+        )
         self.retraining = RetrainingTrigger(
             f"{name}-retraining",
             RetrainingTriggerArgs(
@@ -116,6 +131,7 @@ class ModelWorkload(pulumi.ComponentResource):
                 "model_package_group": self.registry.group_name,
                 "endpoint_name": self.endpoint.endpoint_name,
                 "pipeline_name": self.pipeline_name,
+                "monitoring_pipeline_name": self.monitoring.pipeline_name,
                 "alarm_names": self.alarms.alarm_names,
             }
         )

@@ -10,7 +10,12 @@ metrics only in the monitoring namespace.
 Parameters let a run look at another window or baseline: `CaptureUri` (default: everything the
 endpoint captured, which the capture bucket keeps for its retention period), `GroundTruthUri`,
 `BaselineUri` (default: the newest registered version's baseline, which the training pipeline
-publishes; the file must be named `baseline.json`) and `DriftThreshold`.
+publishes; the file must be named `baseline.json`), `DriftThreshold` and `WindowEnd` (the
+schedule's time, ISO-8601; `now` means when the job runs).
+
+The jobs are network-isolated like every other job: they cannot reach CloudWatch. Each report
+carries its `PutMetricData` request, stamped with `WindowEnd`, and
+`ml_code.handlers.publish_metrics` sends it when the report lands in the reports bucket.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ PARAM_CAPTURE = "CaptureUri"
 PARAM_GROUND_TRUTH = "GroundTruthUri"
 PARAM_BASELINE = "BaselineUri"
 PARAM_DRIFT_THRESHOLD = "DriftThreshold"
+PARAM_WINDOW_END = "WindowEnd"
 BASELINE_FILE = "baseline.json"
 
 _IN = f"{jobs.PROCESSING_ROOT}/input"
@@ -85,7 +91,6 @@ def build_monitoring_definition(spec: MonitoringPipelineSpec) -> str:
     """The pipeline definition JSON (sorted keys, no whitespace)."""
     settings = replace(
         spec.settings,
-        network_isolation=False,
         environment={"AWS_DEFAULT_REGION": spec.region, **spec.settings.environment},
     )
     spec = replace(spec, settings=settings)
@@ -108,6 +113,7 @@ def build_monitoring_definition(spec: MonitoringPipelineSpec) -> str:
             PARAM_DRIFT_THRESHOLD: ParameterFloat(
                 PARAM_DRIFT_THRESHOLD, default_value=spec.drift_threshold
             ),
+            PARAM_WINDOW_END: ParameterString(PARAM_WINDOW_END, default_value="now"),
         }
         pipeline = Pipeline(
             name=f"{paths.model_name}-monitoring",
@@ -128,9 +134,16 @@ def _reports(spec: MonitoringPipelineSpec, kind: str) -> Any:
     return Join(on="/", values=[prefix, ExecutionVariables.PIPELINE_EXECUTION_ID])
 
 
-def _identity(spec: MonitoringPipelineSpec) -> list[str]:
-    """The dimensions every published datum carries, and the switch that publishes."""
-    return ["--endpoint", spec.layout.endpoint_name, "--model", spec.layout.model_name, "--publish"]
+def _identity(spec: MonitoringPipelineSpec, params: dict[str, Any]) -> list[Any]:
+    """The dimensions every datum carries and the time it is stamped with."""
+    return [
+        "--endpoint",
+        spec.layout.endpoint_name,
+        "--model",
+        spec.layout.model_name,
+        "--window-end",
+        params[PARAM_WINDOW_END],
+    ]
 
 
 def _drift_step(session: Any, spec: MonitoringPipelineSpec, params: dict[str, Any]) -> Any:
@@ -153,7 +166,7 @@ def _drift_step(session: Any, spec: MonitoringPipelineSpec, params: dict[str, An
             f"{_OUT}/drift",
             "--threshold",
             params[PARAM_DRIFT_THRESHOLD].to_string(),
-            *_identity(spec),
+            *_identity(spec, params),
         ),
     )
     return ProcessingStep(
@@ -181,7 +194,7 @@ def _quality_step(session: Any, spec: MonitoringPipelineSpec, params: dict[str, 
             f"{_IN}/ground-truth",
             "--output",
             f"{_OUT}/quality",
-            *_identity(spec),
+            *_identity(spec, params),
         ),
     )
     return ProcessingStep(

@@ -39,6 +39,7 @@ if __name__ == "__main__" and not __package__:  # run as a file, as SageMaker do
 import argparse  # noqa: E402
 import json  # noqa: E402
 from collections.abc import Iterable, Mapping  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -61,7 +62,9 @@ from ml_code.monitoring.metrics import (  # noqa: E402
     FEATURE_DRIFT_MAX_PSI,
     FEATURE_DRIFT_PSI,
     Datum,
-    publish,
+    cloudwatch_request,
+    parse_window_end,
+    put,
 )
 
 REPORT_FILE = "drift_report.json"
@@ -222,6 +225,7 @@ def run(
     endpoint: str | None = None,
     model: str | None = None,
     publish_metrics: bool = False,
+    window_end: datetime | None = None,
     chunk_rows: int = 50_000,
     cloudwatch: Any = None,
 ) -> dict[str, Any]:
@@ -233,12 +237,19 @@ def run(
     accumulator = DriftAccumulator(baseline)
     for chunk in iter_feature_chunks(capture_dir, stats, chunk_rows):
         accumulator.update(chunk)
-    report = {"endpoint": endpoint, "model": model,
-              **drift_report(accumulator, threshold, stats.as_dict())}
-    if publish_metrics:
-        report["published_metrics"] = publish(
-            drift_datums(report), endpoint=str(endpoint), model=str(model), client=cloudwatch
+    report = {
+        "endpoint": endpoint,
+        "model": model,
+        **drift_report(accumulator, threshold, stats.as_dict()),
+    }
+    window_end = window_end or datetime.now(UTC)
+    report["window_end"] = window_end.isoformat()
+    if endpoint and model:
+        report["cloudwatch"] = cloudwatch_request(
+            drift_datums(report), endpoint=endpoint, model=model, timestamp=window_end
         )
+    if publish_metrics:
+        report["published_metrics"] = put(report["cloudwatch"], cloudwatch)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -254,10 +265,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint")
     parser.add_argument("--model")
     parser.add_argument("--publish", action="store_true", help="put metrics to CloudWatch")
+    parser.add_argument(
+        "--window-end",
+        default="now",
+        help="ISO time the window ends, or now (the default); stamps metrics",
+    )
     args = parser.parse_args(argv)
     report = run(
-        args.baseline, args.capture, args.output, threshold=args.threshold,
-        endpoint=args.endpoint, model=args.model, publish_metrics=args.publish,
+        args.baseline,
+        args.capture,
+        args.output,
+        threshold=args.threshold,
+        endpoint=args.endpoint,
+        model=args.model,
+        publish_metrics=args.publish,
+        window_end=parse_window_end(args.window_end),
     )
     print(json.dumps({k: report[k] for k in ("rows", "max_psi", "drifted_features")}))
     return 0

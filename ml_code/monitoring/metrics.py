@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -52,25 +53,67 @@ class Datum:
     dimensions: Mapping[str, str] = field(default_factory=dict)
 
 
+def metric_data(
+    datums: Sequence[Datum], *, endpoint: str, model: str, timestamp: datetime | None = None
+) -> list[dict[str, Any]]:
+    """`PutMetricData` entries; `timestamp` is the end of the window the values describe."""
+    base = {DIMENSION_ENDPOINT: endpoint, DIMENSION_MODEL: model}
+    stamp = {"Timestamp": timestamp.astimezone(UTC).isoformat()} if timestamp else {}
+    return [
+        {
+            "MetricName": d.name,
+            "Value": float(d.value),
+            "Unit": "None",
+            "Dimensions": [{"Name": k, "Value": v} for k, v in {**base, **d.dimensions}.items()],
+            **stamp,
+        }
+        for d in datums
+    ]
+
+
+def cloudwatch_request(
+    datums: Sequence[Datum], *, endpoint: str, model: str, timestamp: datetime | None = None
+) -> dict[str, Any]:
+    """What a report carries so that `ml_code.handlers.publish_metrics` can publish it: the
+    monitoring jobs stay network-isolated, and a small function with CloudWatch access sends
+    the metrics when the report lands."""
+    return {
+        "Namespace": NAMESPACE,
+        "MetricData": metric_data(datums, endpoint=endpoint, model=model, timestamp=timestamp),
+    }
+
+
+def put(request: Mapping[str, Any], client: Any = None) -> int:
+    """Send a `cloudwatch_request` in batches; returns how many values were sent."""
+    cloudwatch = client or boto3.client("cloudwatch")
+    data = list(request["MetricData"])
+    for start in range(0, len(data), _BATCH):
+        cloudwatch.put_metric_data(
+            Namespace=request["Namespace"], MetricData=data[start : start + _BATCH]
+        )
+    return len(data)
+
+
 def publish(
-    datums: Sequence[Datum], *, endpoint: str, model: str, client: Any = None
+    datums: Sequence[Datum],
+    *,
+    endpoint: str,
+    model: str,
+    client: Any = None,
+    timestamp: datetime | None = None,
 ) -> int:
     """Put ``datums`` under :data:`NAMESPACE`; returns how many were sent.
 
     The default client comes from boto3, so ``AWS_ENDPOINT_URL`` (or
     ``AWS_ENDPOINT_URL_CLOUDWATCH``) points it at an emulator without code changes.
     """
-    cloudwatch = client or boto3.client("cloudwatch")
-    base = {DIMENSION_ENDPOINT: endpoint, DIMENSION_MODEL: model}
-    data = [
-        {
-            "MetricName": d.name,
-            "Value": float(d.value),
-            "Unit": "None",
-            "Dimensions": [{"Name": k, "Value": v} for k, v in {**base, **d.dimensions}.items()],
-        }
-        for d in datums
-    ]
-    for start in range(0, len(data), _BATCH):
-        cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start:start + _BATCH])
-    return len(data)
+    request = cloudwatch_request(datums, endpoint=endpoint, model=model, timestamp=timestamp)
+    return put(request, client)
+
+
+def parse_window_end(value: str | None) -> datetime:
+    """`--window-end`: an ISO-8601 time (the schedule's time); empty or `now` means now."""
+    if not value or value == "now":
+        return datetime.now(UTC)
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

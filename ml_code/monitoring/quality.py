@@ -48,6 +48,7 @@ import json  # noqa: E402
 import math  # noqa: E402
 from collections.abc import Iterable, Mapping  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -65,7 +66,9 @@ from ml_code.monitoring.metrics import (  # noqa: E402
     MODEL_NDCG_AT_10,
     MODEL_PRECISION_AT_10,
     Datum,
-    publish,
+    cloudwatch_request,
+    parse_window_end,
+    put,
 )
 from ml_code.serving.payloads import RankRequest  # noqa: E402
 from ml_code.training.metrics import ndcg_at_k, precision_at_k  # noqa: E402
@@ -210,6 +213,7 @@ def run(
     endpoint: str | None = None,
     model: str | None = None,
     publish_metrics: bool = False,
+    window_end: datetime | None = None,
     cloudwatch: Any = None,
 ) -> dict[str, Any]:
     """The processing job: join, score, write ``quality_report.json``, optionally publish."""
@@ -229,10 +233,14 @@ def run(
             "first_skip_reason": truth_stats.first_error,
         },
     }
-    if publish_metrics:
-        report["published_metrics"] = publish(
-            quality_datums(report), endpoint=str(endpoint), model=str(model), client=cloudwatch
+    window_end = window_end or datetime.now(UTC)
+    report["window_end"] = window_end.isoformat()
+    if endpoint and model:
+        report["cloudwatch"] = cloudwatch_request(
+            quality_datums(report), endpoint=endpoint, model=model, timestamp=window_end
         )
+    if publish_metrics:
+        report["published_metrics"] = put(report["cloudwatch"], cloudwatch)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -247,10 +255,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint")
     parser.add_argument("--model")
     parser.add_argument("--publish", action="store_true", help="put metrics to CloudWatch")
+    parser.add_argument(
+        "--window-end",
+        default="now",
+        help="ISO time the window ends, or now (the default); stamps metrics",
+    )
     args = parser.parse_args(argv)
     report = run(
-        args.capture, args.ground_truth, args.output,
-        endpoint=args.endpoint, model=args.model, publish_metrics=args.publish,
+        args.capture,
+        args.ground_truth,
+        args.output,
+        endpoint=args.endpoint,
+        model=args.model,
+        publish_metrics=args.publish,
+        window_end=parse_window_end(args.window_end),
     )
     keys = ("auc", f"precision_at_{RANKING_K}", f"ndcg_at_{RANKING_K}", "ground_truth_coverage")
     print(json.dumps({k: report[k] for k in keys}))

@@ -38,7 +38,6 @@ def build(environment: str = "dev", **overrides: Any) -> Capture:
             drift_threshold=0.15,
             max_runtime_seconds=1800,
             source_bundle_key=BUNDLE_KEY,
-            allow_public_network=environment != "prod",
             tags={"Team": "personalization"},
         )
         args.update(overrides)
@@ -90,7 +89,8 @@ def test_schedule_starts_the_monitoring_pipeline_on_the_configured_expression(ca
         f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-recommender-monitoring-schedule"
     )
     assert target["sagemakerPipelineParameters"]["pipelineParameters"] == [
-        {"name": monitoring.PARAM_DRIFT_THRESHOLD, "value": "0.15"}
+        {"name": monitoring.PARAM_DRIFT_THRESHOLD, "value": "0.15"},
+        {"name": monitoring.PARAM_WINDOW_END, "value": "<aws.scheduler.scheduled-time>"},
     ]
     pipeline = the(capture, "aws:sagemaker/pipeline:Pipeline")
     assert pipeline.urn in schedule.options["dependsOn"]
@@ -134,12 +134,49 @@ def test_job_role_reads_only_traffic_labels_baseline_and_code_and_writes_only_re
     assert key_aliases(document, "EncryptOutputs") == {"alias/platform"}
 
 
-def test_job_role_puts_metrics_only_in_the_monitoring_namespace(capture):
-    (metrics,) = [
-        s for s in statements(policy(capture, "job")) if "cloudwatch:PutMetricData" in s["Action"]
+def test_jobs_cannot_reach_cloudwatch_and_only_the_publisher_puts_metrics_in_our_namespace(
+    capture,
+):
+    job = statements(policy(capture, "job"))
+    assert not [s for s in job if "cloudwatch:PutMetricData" in s["Action"]]
+    publisher = [
+        p
+        for p in capture.by_type("aws:iam/rolePolicy:RolePolicy")
+        if p.name == "recommender-monitoring-publisher-policy"
     ]
+    (document,) = [json.loads(p.inputs["policy"]) for p in publisher]
+    (metrics,) = [s for s in statements(document) if "cloudwatch:PutMetricData" in s["Action"]]
     assert metrics["Action"] == ["cloudwatch:PutMetricData"]
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": NAMESPACE}}
+    reads = [s for s in statements(document) if "s3:GetObject" in s["Action"]]
+    assert [r["Resource"] for r in reads] == [
+        [f"arn:aws:s3:::{bucket('reports')}/monitoring/recommender/*"]
+    ]
+
+
+def test_reports_landing_under_this_models_prefix_call_the_publisher(capture):
+    (rule,) = [
+        r
+        for r in capture.by_type("aws:cloudwatch/eventRule:EventRule")
+        if r.inputs["name"] == "mlops-dev-recommender-reports"
+    ]
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [bucket("reports")]},
+            "object": {"key": [{"prefix": "monitoring/recommender/"}]},
+        },
+    }
+    (target,) = capture.by_type("aws:cloudwatch/eventTarget:EventTarget")
+    publisher_arn = (
+        f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:mlops-dev-recommender-monitoring-publisher"
+    )
+    assert target.inputs["arn"] == publisher_arn
+    (permission,) = capture.by_type("aws:lambda/permission:Permission")
+    assert permission.inputs["sourceArn"] == (
+        f"arn:aws:events:us-east-1:{ACCOUNT}:rule/mlops-dev-recommender-reports"
+    )
 
 
 def test_execution_role_runs_only_the_drift_and_quality_jobs_and_passes_only_the_job_role(
@@ -172,7 +209,16 @@ def test_jobs_publish_this_endpoints_metrics_from_its_capture_with_encrypted_vol
     for step in steps:
         arguments = step["Arguments"]
         command = arguments["AppSpecification"]["ContainerArguments"]
-        assert command[-5:] == ["--endpoint", ENDPOINT, "--model", "recommender", "--publish"]
+        assert command[-6:] == [
+            "--endpoint",
+            ENDPOINT,
+            "--model",
+            "recommender",
+            "--window-end",
+            {"Get": f"Parameters.{monitoring.PARAM_WINDOW_END}"},
+        ]
+        assert "--publish" not in command
+        assert arguments["NetworkConfig"]["EnableNetworkIsolation"] is True
         assert arguments["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == alias_of(
             PLATFORM_KEY
         )
@@ -191,7 +237,7 @@ def test_drift_compares_with_the_baseline_the_training_pipeline_publishes(captur
     assert defaults[monitoring.PARAM_DRIFT_THRESHOLD] == 0.15
 
 
-def test_jobs_reach_cloudwatch_from_the_platform_subnets_without_any_opt_out():
+def test_jobs_run_isolated_inside_the_platform_subnets_when_it_has_some():
     prod = build("prod")
     for step in definition(prod)["Steps"]:
         network = step["Arguments"]["NetworkConfig"]
@@ -199,21 +245,19 @@ def test_jobs_reach_cloudwatch_from_the_platform_subnets_without_any_opt_out():
             "SecurityGroupIds": ["sg-1"],
             "Subnets": ["subnet-a", "subnet-b"],
         }
-        assert network["EnableNetworkIsolation"] is False
+        assert network["EnableNetworkIsolation"] is True
         assert network["EnableInterContainerTrafficEncryption"] is True
-    sids = {s["Sid"] for s in statements(policy(prod, "job"))}
-    assert "ManageJobNetworkInterfaces" in sids
-
-
-def test_a_platform_without_subnets_needs_the_explicit_public_network_opt_out():
-    with pytest.raises(ValueError, match="allow_public_network=True") as refused:
-        build("dev", allow_public_network=False)
-    assert "mlops:subnetIds" in str(refused.value)
 
 
 def test_every_taggable_resource_carries_its_name_the_model_and_platform_tags(capture):
     tagged = [r for r in capture.resources if "tags" in r.inputs]
-    assert {r.type for r in tagged} == {"aws:iam/role:Role", "aws:sagemaker/pipeline:Pipeline"}
+    assert {r.type for r in tagged} == {
+        "aws:iam/role:Role",
+        "aws:sagemaker/pipeline:Pipeline",
+        "aws:cloudwatch/eventRule:EventRule",
+        "aws:cloudwatch/logGroup:LogGroup",
+        "aws:lambda/function:Function",
+    }
     for resource in tagged:
         tags = resource.inputs["tags"]
         assert tags["Name"] == resource.name and tags["Model"] == "recommender"

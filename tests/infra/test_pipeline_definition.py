@@ -396,12 +396,12 @@ def test_training_pipeline_jobs_are_network_isolated_and_encrypt_traffic_between
     assert train["Arguments"]["EnableInterContainerTrafficEncryption"] is True
 
 
-def test_monitoring_jobs_reach_cloudwatch_but_still_encrypt_traffic_between_instances(built):
+def test_monitoring_jobs_are_network_isolated_and_encrypt_traffic_between_instances(built):
     for found in steps_of(built["json"]["monitoring"], "Processing"):
         network = found["Arguments"]["NetworkConfig"]
         assert network == {
             "EnableInterContainerTrafficEncryption": True,
-            "EnableNetworkIsolation": False,
+            "EnableNetworkIsolation": True,
         }
         assert found["Arguments"]["Environment"]["AWS_DEFAULT_REGION"] == "us-east-1"
 

@@ -81,7 +81,9 @@ def test_every_stack_plans_the_whole_loop_for_its_model(stack_plans):
         assert types["aws:sagemaker/modelPackageGroup:ModelPackageGroup"] == 1
         assert types["aws:ssm/parameter:Parameter"] == 1, "the endpoint configuration template"
         assert types["aws:cloudwatch/metricAlarm:MetricAlarm"] == 5
-        assert types["aws:lambda/function:Function"] == 2, "deploy and retrain handlers"
+        assert types["aws:lambda/function:Function"] == 3, "deploy, retrain, publish metrics"
+        assert types["aws:sagemaker/pipeline:Pipeline"] == 2, "training and monitoring"
+        assert types["aws:scheduler/schedule:Schedule"] == 1, "the monitoring run"
         assert types["aws:cloudwatch/eventRule:EventRule"] >= 3
         models = doc["outputs"]["models"]
         assert models["recommender"]["endpointName"] == f"mlops-{stack}-recommender"

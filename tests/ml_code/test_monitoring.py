@@ -202,8 +202,13 @@ def test_drift_leaves_a_window_from_the_training_distribution_alone(
 def test_drift_fed_in_small_chunks_equals_one_pass(
     baseline_path: Path, windows: dict[str, Path], tmp_path: Path
 ) -> None:
-    one_pass = drift.run(baseline_path, windows["moved"], tmp_path / "a", chunk_rows=10**9)
-    chunked = drift.run(baseline_path, windows["moved"], tmp_path / "b", chunk_rows=150)
+    end = datetime(2026, 3, 1, tzinfo=UTC)
+    one_pass = drift.run(
+        baseline_path, windows["moved"], tmp_path / "a", chunk_rows=10**9, window_end=end
+    )
+    chunked = drift.run(
+        baseline_path, windows["moved"], tmp_path / "b", chunk_rows=150, window_end=end
+    )
     assert chunked == one_pass
     baseline = read_baseline(baseline_path)
     rows = feature_rows(900, seed=12, shifted=True)
