@@ -22,6 +22,7 @@ from infra.components import iam_documents, model_alarms
 from infra.components.handler_function import HandlerFunction, HandlerFunctionArgs
 from infra.components.platform_refs import PlatformRefs
 from infra.components.tagging import tags_for
+from infra.pipelines import permissions
 from ml_code.serving.payloads import CSV, JSON
 
 DeploymentStrategy = Literal["canary", "linear", "all-at-once"]
@@ -262,38 +263,8 @@ class InferenceEndpoint(pulumi.ComponentResource):
         return statements
 
     def _vpc_statements(self) -> list[dict[str, Any]]:
-        """SageMaker attaches the model's network interfaces in our subnets as this role.
-
-        EC2's Describe* calls have no resource-level permissions, so they need `*`; creating
-        and deleting interfaces is confined to the platform's subnets and security groups.
-        """
-        platform = self.args.platform
-        subnets = [platform.arn("ec2", f"subnet/{s}") for s in platform.subnet_ids]
-        groups = [platform.arn("ec2", f"security-group/{g}") for g in platform.security_group_ids]
-        interfaces = platform.arn("ec2", "network-interface/*")
-        return [
-            iam_documents.allow(
-                "DescribeNetwork",
-                [
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeVpcs",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeSecurityGroups",
-                    "ec2:DescribeDhcpOptions",
-                ],
-                ["*"],
-            ),
-            iam_documents.allow(
-                "ManageModelNetworkInterfaces",
-                [
-                    "ec2:CreateNetworkInterface",
-                    "ec2:CreateNetworkInterfacePermission",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission",
-                ],
-                [interfaces, *subnets, *groups],
-            ),
-        ]
+        """SageMaker attaches the model's network interfaces in our subnets as this role."""
+        return permissions.vpc_access(self.args.platform, "ManageModelNetworkInterfaces")
 
     def _image_account(self) -> str:
         args = self.args

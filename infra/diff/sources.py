@@ -10,19 +10,16 @@ repository root, so both sides run in identical conditions.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from infra.plan import document
 from infra.plan.config import ConfigFileError, load_project
-from infra.plan.runner import PlanResult
+from infra.plan.runner import PlanResult, plan_stack
 
 PLAN_WORKERS = 2
 
@@ -81,32 +78,6 @@ def stacks_in(project_dir: Path) -> list[str]:
         return []
 
 
-def plan_with_code(code_root: Path, project_dir: Path, stack: str, out_dir: Path) -> PlanResult:
-    out = out_dir / f"{stack}.json"
-    env = {**os.environ, "PYTHONPATH": str(code_root)}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "infra.plan.run",
-            "--project-dir",
-            str(project_dir),
-            "--stack",
-            stack,
-            "--out",
-            str(out),
-        ],
-        cwd=code_root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0 or not out.exists():
-        return PlanResult(stack, False, None, (proc.stderr or proc.stdout).strip())
-    return PlanResult(stack, True, document.read(out), proc.stderr.strip())
-
-
 def plan_sides(
     jobs: list[tuple[str, Path, Path, str]], out_dir: Path
 ) -> dict[tuple[str, str], PlanResult]:
@@ -116,7 +87,7 @@ def plan_sides(
         side, code_root, project_dir, stack = job
         target = out_dir / side
         target.mkdir(parents=True, exist_ok=True)
-        return plan_with_code(code_root, project_dir, stack, target)
+        return plan_stack(project_dir, stack, target / f"{stack}.json", code_root=code_root)
 
     with ThreadPoolExecutor(max_workers=PLAN_WORKERS) as pool:
         results = list(pool.map(one, jobs))

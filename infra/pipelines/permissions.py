@@ -200,8 +200,11 @@ def repository_arn(partition: str, image_uri: str) -> str:
     return f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"
 
 
-def vpc_access(platform: PlatformRefs) -> list[dict[str, Any]]:
-    """SageMaker attaches job network interfaces in the platform's subnets as the job role.
+def vpc_access(
+    platform: PlatformRefs, sid: str = "ManageJobNetworkInterfaces"
+) -> list[dict[str, Any]]:
+    """SageMaker attaches network interfaces (of a job or a model) in the platform's subnets as
+    the role running it.
 
     EC2's Describe* calls have no resource-level permissions, so they need `*`; creating and
     deleting interfaces is confined to the platform's subnets and security groups.
@@ -223,7 +226,7 @@ def vpc_access(platform: PlatformRefs) -> list[dict[str, Any]]:
             ["*"],
         ),
         iam_documents.allow(
-            "ManageJobNetworkInterfaces",
+            sid,
             [
                 "ec2:CreateNetworkInterface",
                 "ec2:CreateNetworkInterfacePermission",

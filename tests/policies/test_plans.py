@@ -11,6 +11,7 @@ import grpc
 import pytest
 from pulumi.runtime.proto import analyzer_pb2_grpc
 
+from infra.plan.runner import plan_stack
 from infra.policy import evaluate, load_capture
 from infra.policy.evaluate import analyze_with
 from tests.policies.helpers import PACK, ROOT
@@ -20,22 +21,8 @@ PYTHON = sys.executable
 
 def plan(tmp_path: Path, stack: str, project_dir: Path = ROOT) -> Path:
     out = tmp_path / f"{project_dir.name}-{stack}.json"
-    subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "infra.plan.run",
-            "--project-dir",
-            str(project_dir),
-            "--stack",
-            stack,
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        check=True,
-        timeout=120,
-    )
+    result = plan_stack(project_dir, stack, out, ["--no-policy"])
+    assert result.ok, result.error
     return out
 
 
