@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,9 +23,16 @@ class PlanResult:
 
 
 def plan_stack(
-    project_dir: Path, stack: str, out: Path | None = None, extra: list[str] | None = None
+    project_dir: Path,
+    stack: str,
+    out: Path | None = None,
+    extra: list[str] | None = None,
+    code_root: Path | None = None,
 ) -> PlanResult:
-    """`extra`: more `infra.plan.run` arguments (`--policy-config F`, `--no-policy`)."""
+    """`extra`: more `infra.plan.run` arguments (`--policy-config F`, `--no-policy`).
+    `code_root`: plan with the kit's code from that checkout (a git worktree of another ref)
+    instead of the installed one."""
+    env = {**os.environ, "PYTHONPATH": str(code_root)} if code_root else None
     with tempfile.TemporaryDirectory() as tmp:
         target = out or Path(tmp) / f"{stack}.json"
         proc = subprocess.run(
@@ -40,11 +48,13 @@ def plan_stack(
                 str(target),
                 *(extra or []),
             ],
+            cwd=code_root,
+            env=env,
             capture_output=True,
             text=True,
             check=False,
         )
-        if proc.returncode != 0:
+        if proc.returncode != 0 or not target.exists():
             return PlanResult(stack, False, None, (proc.stderr or proc.stdout).strip())
         return PlanResult(stack, True, document.read(target), proc.stderr.strip())
 
