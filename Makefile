@@ -16,7 +16,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest
 
 demo: $(STAMP)
-	$(VENV)/bin/mlops-kit plan --all
+	$(VENV)/bin/mlops-kit local run --stack dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from infra.diff.command import register as register_diff
+from infra.local.command import register as register_local
 from infra.plan.config import ConfigFileError, load_project
 from infra.plan.render import render_plan
 from infra.plan.runner import plan_stacks
@@ -23,6 +24,7 @@ errors = Console(stderr=True, soft_wrap=True)
 
 
 register_diff(app)
+register_local(app)
 
 
 @app.callback()

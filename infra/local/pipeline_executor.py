@@ -14,15 +14,15 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infra.local.jobs_runner import JobRunner, SubprocessRunner
 from infra.local.pipeline_refs import Scope, evaluate_condition, references
 
 CONTAINER_ROOT = "/opt/ml"
@@ -82,13 +82,29 @@ def _hyperparameter(value: str) -> str:
     return decoded if isinstance(decoded, str) else json.dumps(decoded)
 
 
+UploadListener = Callable[[str, str], None]
+"""(bucket, key) of every object a step wrote, e.g. to emit S3 `Object Created` events."""
+
+
 class PipelineExecutor:
-    def __init__(self, s3: Any, sagemaker: Any, workdir: Path, *, region: str, account_id: str):
+    def __init__(
+        self,
+        s3: Any,
+        sagemaker: Any,
+        workdir: Path,
+        *,
+        region: str,
+        account_id: str,
+        runner: JobRunner | None = None,
+        on_upload: UploadListener | None = None,
+    ):
         self.s3 = s3
         self.sagemaker = sagemaker
         self.workdir = workdir
         self.region = region
         self.account_id = account_id
+        self.runner: JobRunner = runner or SubprocessRunner()
+        self.on_upload = on_upload
         self.seen: set[str] = set()
         self.results: list[ExecutionResult] = []
 
@@ -190,7 +206,9 @@ class PipelineExecutor:
                 result.properties = self._run_step(step, scope, out, run_id)
                 result.status = "Succeeded"
             except StepFailed as exc:
-                result.status, result.failure_reason = "Failed", str(exc)
+                # A condition whose branch failed still succeeded itself, as in SageMaker.
+                if step["Type"] != "Condition":
+                    result.status, result.failure_reason = "Failed", str(exc)
                 raise
             scope.steps[step["Name"]] = result.properties
 
@@ -202,6 +220,8 @@ class PipelineExecutor:
             args = step["Arguments"]
             outcome = all(evaluate_condition(c, scope) for c in args["Conditions"])
             scope.steps[step["Name"]] = {"Outcome": outcome}
+            condition = next(r for r in reversed(out) if r.name == step["Name"])
+            condition.status, condition.properties = "Succeeded", {"Outcome": outcome}
             branch = args["IfSteps"] if outcome else args["ElseSteps"]
             self._run_steps(branch, scope, out, run_id)
             return {"Outcome": outcome}
@@ -274,7 +294,6 @@ class PipelineExecutor:
                 "sagemaker_submit_directory hyperparameters) runs locally"
             )
         code = mapped("/opt/ml/code")
-        self._extract(submit, code)
         env = {
             "SM_MODEL_DIR": str(mapped("/opt/ml/model")),
             "SM_OUTPUT_DATA_DIR": str(mapped("/opt/ml/output/data")),
@@ -285,6 +304,12 @@ class PipelineExecutor:
             local = mapped(f"/opt/ml/input/data/{channel['ChannelName']}")
             self._download(channel["DataSource"]["S3DataSource"]["S3Uri"], local)
             env[f"SM_CHANNEL_{channel['ChannelName'].upper()}"] = str(local)
+        # Network-isolated jobs get their code as an input channel, so the submit directory
+        # may be a path inside the container rather than an S3 URI; both are tarballs.
+        if submit.startswith(CONTAINER_ROOT):
+            self._extract_file(mapped(submit), code)
+        else:
+            self._extract(submit, code)
         for path in (env["SM_MODEL_DIR"], env["SM_OUTPUT_DATA_DIR"]):
             Path(path).mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, str(code / program)]
@@ -296,6 +321,8 @@ class PipelineExecutor:
         artifact = f"{output_path}/{job_name}/output/model.tar.gz"
         bucket, key = split_s3(artifact)
         self.s3.put_object(Bucket=bucket, Key=key, Body=_tar_gz(Path(env["SM_MODEL_DIR"])))
+        if self.on_upload is not None:
+            self.on_upload(bucket, key)
         self._record_job("training", {**args, "TrainingJobName": job_name})
         return {
             **args,
@@ -317,13 +344,11 @@ class PipelineExecutor:
         full_env = {**os.environ, **{k: str(v) for k, v in env.items()}}
         full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
         cwd.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(
-            argv, cwd=cwd, env=full_env, capture_output=True, text=True, check=False
-        )
-        (cwd.parent / f"{name}.log").write_text(proc.stdout + proc.stderr)
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
-            raise StepFailed(f"step '{name}' exited with code {proc.returncode}: {tail}")
+        log = cwd.parent / f"{name}.log"
+        code = self.runner.run(argv, cwd, full_env, log)
+        if code != 0:
+            tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-5:])
+            raise StepFailed(f"step '{name}' exited with code {code}: {tail}")
 
     def _record_job(self, kind: str, request: dict[str, Any]) -> None:
         """Leave the job in the emulator too, so `describe_*_job` sees what ran."""
@@ -349,7 +374,10 @@ class PipelineExecutor:
                     relative = obj["Key"][len(key) :].lstrip("/")
                 destination = target / relative
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                self.s3.download_file(bucket, obj["Key"], str(destination))
+                # One GET per object: download_file adds a HEAD and a transfer manager per
+                # call, which a dataset of many small partition files pays for every file.
+                body = self.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"]
+                destination.write_bytes(body.read())
         if not found:
             raise StepFailed(f"input {uri} is empty or missing")
 
@@ -357,13 +385,22 @@ class PipelineExecutor:
         bucket, prefix = split_s3(uri)
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
             key = f"{prefix.rstrip('/')}/{path.relative_to(source).as_posix()}"
-            self.s3.upload_file(str(path), bucket, key)
+            self.s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            if self.on_upload is not None:
+                self.on_upload(bucket, key)
 
     def _extract(self, uri: str, target: Path) -> None:
         bucket, key = split_s3(uri)
         body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+            archive.extractall(target, filter="data")
+
+    def _extract_file(self, path: Path, target: Path) -> None:
+        if not path.is_file():
+            raise StepFailed(f"code archive {path} was not delivered by any input channel")
+        target.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(path, mode="r:gz") as archive:
             archive.extractall(target, filter="data")
 
     def _read_json(self, uri: str) -> Any:
