@@ -79,8 +79,11 @@ def retrain(
     config: RetrainConfig,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Start at most one execution for this event; say why one was or was not started."""
-    now = now or datetime.now(UTC)
+    """Start at most one execution for this event; say why one was or was not started.
+
+    "Now" is the event's time (when the alarm changed state), falling back to the clock: the
+    cooldown is about how far apart alarms are, not about delivery delays or replays."""
+    now = now or _event_time(event, datetime.now(UTC))
     reason = trigger_reason(event)
     if reason is None:
         return _result(False, _ignored(event), None)

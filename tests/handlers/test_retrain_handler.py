@@ -225,3 +225,29 @@ def test_missing_configuration_names_the_variables():
         RetrainConfig.from_env(
             {"PIPELINE_NAME": "p", "MODEL_PACKAGE_GROUP": "g", "COOLDOWN_MINUTES": "six"}
         )
+
+
+def test_the_cooldown_is_measured_from_the_alarms_own_time_when_no_clock_is_given(monkeypatch):
+    """A replayed or late event is judged by when the alarm fired, not by when it arrived."""
+    seen: list[datetime] = []
+
+    def blocking(client, config, now):
+        seen.append(now)
+        return None, None
+
+    monkeypatch.setattr(retrain, "_blocking_execution", blocking)
+    event = {
+        "source": "aws.cloudwatch",
+        "detail-type": "CloudWatch Alarm State Change",
+        "time": "2026-03-09T12:00:00Z",
+        "detail": {"alarmName": "a", "state": {"value": "ALARM", "reason": "r"}},
+    }
+
+    class Client:
+        def start_pipeline_execution(self, **kwargs):
+            return {"PipelineExecutionArn": "arn:x"}
+
+    config = RetrainConfig(pipeline_name="p", model_package_group="g", cooldown_minutes=60)
+    monkeypatch.setattr(retrain, "champion_metric", lambda client, group: 0.0)
+    retrain.retrain(event, client=Client(), config=config)
+    assert seen == [datetime(2026, 3, 9, 12, tzinfo=UTC)]
