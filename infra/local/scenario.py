@@ -10,10 +10,10 @@ what, and every threshold, come from the plan.
 
 Time is simulated. The simulation starts today (UTC) and runs forward, so the validation step's
 freshness check, which compares partitions with the wall-clock date, accepts every batch. moto
-stamps executions with the wall clock and the retrain handler measures its cooldown with the
-wall clock, while a simulated day takes a second; so before a handler runs, execution start times
-are re-expressed on the wall clock with their simulated ages (`_Timeline`), and a cooldown of
-60 minutes means 60 simulated minutes, as in AWS.
+stamps executions with the wall clock, while the retrain handler measures its cooldown from the
+alarm event's (simulated) time; so before a handler runs, execution start times are set to
+their simulated start (`_Timeline`), and a cooldown of 60 minutes means 60 simulated minutes,
+as in AWS.
 
 Monitoring runs once a simulated day, when that day's ground truth is known. Ground truth for
 a day's requests is complete `LABEL_HORIZON_DAYS` later, and the monitoring definition reads
@@ -830,12 +830,12 @@ class _TimedRunner:
 
 
 class _Timeline:
-    """Simulated start times of executions, written into the emulator on the wall clock.
+    """Simulated start times of executions, written into the emulator.
 
-    The retrain handler asks how long ago the latest execution started; moto answers with the
-    wall-clock time it was created, seconds ago however many simulated days have passed. Before
-    handlers run, each execution's start is set to `wall now - (simulated now - simulated
-    start)`, so its age is its simulated age.
+    moto stamps an execution with the wall clock when it is created; the retrain handler
+    measures its cooldown from the alarm event's time, which here is simulated. Before handlers
+    run, each execution's start is set to the simulated time it started, as the service would
+    have stamped it.
     """
 
     def __init__(self) -> None:
@@ -847,14 +847,12 @@ class _Timeline:
     def restamp(self, sagemaker: Any, now: dt.datetime) -> None:
         from moto.backends import get_backend
 
-        wall = dt.datetime.now(dt.UTC)
         for account in get_backend("sagemaker").values():
             for backend in account.values():
                 for pipeline in backend.pipelines.values():
                     for arn, execution in pipeline.pipeline_executions.items():
-                        if arn in self.starts:
-                            moment = wall - (now - self.starts[arn])
-                            _set_start(execution, moment)
+                        if arn in self.starts and self.starts[arn] <= now:
+                            _set_start(execution, self.starts[arn])
 
 
 def _set_start(execution: Any, moment: dt.datetime) -> None:
