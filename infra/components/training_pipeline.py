@@ -113,6 +113,7 @@ class TrainingPipeline(pulumi.ComponentResource):
         self.bundle_key = f"code/{args.model_name}/{self.bundle.key}"
         self.bundle_uri = platform.s3_uri("artifacts", self.bundle_key)
         self.source_object = self._source_object(name)
+        self.no_champion = self._no_champion(name)
         self.image_uri = pulumi.Output.from_input(platform.region).apply(
             lambda region: (
                 args.image_uri or jobs.default_image_uri(region, args.processing_instance_type)
@@ -134,6 +135,7 @@ class TrainingPipeline(pulumi.ComponentResource):
                 parent=self,
                 depends_on=[
                     self.source_object,
+                    self.no_champion,
                     self.execution_role,
                     self.processing_role,
                     self.training_role,
@@ -164,6 +166,23 @@ class TrainingPipeline(pulumi.ComponentResource):
             kms_key_id=platform.bucket_key_arns["artifacts"],
             bucket_key_enabled=True,
             tags=tags_for(f"{name}-source", platform.tags, self.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _no_champion(self, name: str) -> aws.s3.BucketObjectv2:
+        """The default `ChampionModelUri`: a prefix with no model in it (a processing input
+        must not be empty), so a first run only has to clear the quality floor."""
+        platform = self.args.platform
+        return aws.s3.BucketObjectv2(
+            f"{name}-no-champion",
+            bucket=platform.bucket_names["artifacts"],
+            key=f"{self.layout.models}{training.NO_CHAMPION}README",
+            content="No champion yet: the first model only has to clear the quality floor.\n",
+            content_type="text/plain",
+            server_side_encryption="aws:kms",
+            kms_key_id=platform.bucket_key_arns["artifacts"],
+            bucket_key_enabled=True,
+            tags=tags_for(f"{name}-no-champion", platform.tags, self.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -201,7 +220,12 @@ class TrainingPipeline(pulumi.ComponentResource):
             *permissions.read_objects(
                 "TrainedModelsAndCode",
                 arns["artifacts"],
-                [f"{paths.training_output}/", self.bundle_key],
+                [
+                    f"{paths.training_output}/",
+                    f"{paths.models}packaged/",
+                    f"{paths.models}{training.NO_CHAMPION}",
+                    self.bundle_key,
+                ],
             ),
             permissions.write_objects("CuratedData", arns["curated"], [paths.curated]),
             permissions.write_objects(

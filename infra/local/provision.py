@@ -396,20 +396,28 @@ def _create_object(ctx: _Context, resource: dict[str, Any], inputs: dict[str, An
     hashed; a changed file no longer matches the plan's digest, and is refused."""
     bucket = _require(ctx, resource, inputs, "bucket")
     key = _require(ctx, resource, inputs, "key")
+    extra: dict[str, Any] = {}
+    if inputs.get("kmsKeyId"):
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": inputs["kmsKeyId"]}
+    ctx.client("s3").put_object(
+        Bucket=bucket, Key=key, Body=_object_body(resource, inputs, ctx), **extra
+    )
+    return Created(resource["urn"], resource["type"], key, f"arn:aws:s3:::{bucket}/{key}", key)
+
+
+def _object_body(resource: dict[str, Any], inputs: dict[str, Any], ctx: _Context) -> bytes:
+    if isinstance(inputs.get("content"), str):
+        return inputs["content"].encode()
     source = inputs.get("source") or {}
     asset = source.get("$asset") if isinstance(source, dict) else None
     if not asset:
-        raise ProvisionError(f"{resource['urn']}: only file-asset sources can be uploaded")
+        raise ProvisionError(f"{resource['urn']}: only inline content or a file asset uploads")
     path = ctx.root / asset["path"]
     if not path.is_file() or _sha256(path) != asset["digest"]:
         raise ProvisionError(
             f"{resource['urn']}: {path} is missing or changed since the plan; plan again"
         )
-    extra: dict[str, Any] = {}
-    if inputs.get("kmsKeyId"):
-        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": inputs["kmsKeyId"]}
-    ctx.client("s3").put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), **extra)
-    return Created(resource["urn"], resource["type"], key, f"arn:aws:s3:::{bucket}/{key}", key)
+    return path.read_bytes()
 
 
 def _sha256(path: Path) -> str:

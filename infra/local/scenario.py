@@ -887,7 +887,11 @@ def _model_entry(
         "trigger": str(result.parameters.get("TriggerReason", "")),
         "dataset_version": str(result.parameters.get("DatasetVersion", "")),
         "ndcg_at_10": _float(metadata.get("ndcg_at_10")),
+        "champion_ndcg_at_10": _float(metadata.get("champion_ndcg_at_10")),
         "auc": _float(metadata.get("auc")),
+        "model_data_url": (package.get("InferenceSpecification") or {})
+        .get("Containers", [{}])[0]
+        .get("ModelDataUrl"),
         "metadata": dict(metadata),
     }
 

@@ -6,11 +6,13 @@ plan without pipelines never pays for it.
 
 The gate registers the new model only if its test NDCG@10 (``evaluation.json``'s
 ``ranking_metrics.ndcg_at_10.value``) is at least the ``QualityFloor`` parameter AND at least
-the ``ChampionNdcgAt10`` parameter. The pipeline cannot read the registry, so the champion's
-figure is filled by whoever starts the execution: the retrain handler reads it from the latest
-Approved package's ``ndcg_at_10`` customer metadata, which this pipeline writes. It defaults to
-0, so a manual start with no value only has to clear the floor. A rejected model ends the
-execution in a Fail step whose message names the three figures.
+the champion's NDCG@10 on the same test rows (``champion.ndcg_at_10.value``): the Evaluate
+step scores the model given as ``ChampionModelUri`` too, so the two are compared on the same
+held-out data, not on figures from different weeks. The pipeline cannot read the registry, so
+whoever starts the execution names the champion: the retrain handler passes the latest Approved
+package's model. The default points at a placeholder with no model, which scores 0, so a
+first run only has to clear the floor. A rejected model ends the execution in a Fail step
+whose message names the three figures.
 
 Parameters: ``InputDataUri`` (the dataset prefix to validate; default: the model's datasets
 prefix in the raw bucket), ``DatasetVersion`` (recorded by training and on the registered
@@ -51,7 +53,7 @@ PARAM_INPUT_DATA = "InputDataUri"
 PARAM_DATASET_VERSION = "DatasetVersion"
 PARAM_TRIGGER_REASON = "TriggerReason"
 PARAM_QUALITY_FLOOR = "QualityFloor"
-PARAM_CHAMPION = "ChampionNdcgAt10"
+PARAM_CHAMPION = "ChampionModelUri"
 PARAM_MAX_DATA_AGE = "MaxDataAgeDays"
 FIXED_PARAMETERS = (
     PARAM_INPUT_DATA,
@@ -65,6 +67,9 @@ FIXED_PARAMETERS = (
 EVALUATION_FILE = "evaluation.json"
 EVALUATION_PROPERTY_FILE = "Evaluation"
 NDCG_PATH = "ranking_metrics.ndcg_at_10.value"
+CHAMPION_NDCG_PATH = "champion.ndcg_at_10.value"
+NO_CHAMPION = "champion-none/"
+"""Under the model's artifacts prefix: a placeholder object and no model, the default champion."""
 AUC_PATH = "binary_classification_metrics.auc.value"
 CHAMPION_METADATA_KEY = "ndcg_at_10"
 """Read back by `ml_code.handlers.retrain` to fill `ChampionNdcgAt10` for the next run."""
@@ -190,7 +195,7 @@ def build_training_definition(spec: TrainingPipelineSpec) -> str:
         validate = _validate_step(session, spec, params)
         features = _features_step(session, spec, validate)
         train = _train_step(session, spec, params, features)
-        evaluate, evaluation = _evaluate_step(session, spec, features, train)
+        evaluate, evaluation = _evaluate_step(session, spec, params, features, train)
         gate = _gate_step(session, spec, params, train, evaluate, evaluation)
         pipeline = Pipeline(
             name=f"{spec.model_name}-training",
@@ -222,7 +227,10 @@ def _parameters(spec: TrainingPipelineSpec) -> dict[str, Any]:
         PARAM_DATASET_VERSION: ParameterString(PARAM_DATASET_VERSION, default_value="unversioned"),
         PARAM_TRIGGER_REASON: ParameterString(PARAM_TRIGGER_REASON, default_value="manual"),
         PARAM_QUALITY_FLOOR: ParameterFloat(PARAM_QUALITY_FLOOR, default_value=spec.quality_floor),
-        PARAM_CHAMPION: ParameterFloat(PARAM_CHAMPION, default_value=0.0),
+        PARAM_CHAMPION: ParameterString(
+            PARAM_CHAMPION,
+            default_value=f"s3://{spec.buckets['artifacts']}/{spec.paths.models}{NO_CHAMPION}",
+        ),
         PARAM_MAX_DATA_AGE: ParameterInteger(
             PARAM_MAX_DATA_AGE, default_value=spec.max_data_age_days
         ),
@@ -380,7 +388,7 @@ def _train_step(
 
 
 def _evaluate_step(
-    session: Any, spec: TrainingPipelineSpec, features: Any, train: Any
+    session: Any, spec: TrainingPipelineSpec, params: dict[str, Any], features: Any, train: Any
 ) -> tuple[Any, Any]:
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow.steps import ProcessingStep
@@ -395,6 +403,7 @@ def _evaluate_step(
             jobs.s3_input(
                 "test", _join(jobs.output_uri(features, "features"), "test"), f"{_IN}/test"
             ),
+            jobs.s3_input("champion", params[PARAM_CHAMPION], f"{_IN}/champion"),
         ],
         outputs=[
             jobs.s3_output(
@@ -411,13 +420,15 @@ def _evaluate_step(
             f"{_IN}/test",
             "--output",
             f"{_OUT}/evaluation",
+            "--champion",
+            f"{_IN}/champion",
         ),
     )
     step = ProcessingStep(
         STEP_EVALUATE,
         step_args=step_args,
         property_files=[evaluation],
-        description="Test-split metrics against a popularity baseline.",
+        description="Test-split metrics against a popularity baseline and the champion.",
     )
     return step, evaluation
 
@@ -436,7 +447,10 @@ def _gate_step(
     from sagemaker.mlops.workflow.fail_step import FailStep
 
     ndcg = JsonGet(step_name=evaluate.name, property_file=evaluation, json_path=NDCG_PATH)
-    floor, champion = params[PARAM_QUALITY_FLOOR], params[PARAM_CHAMPION]
+    floor = params[PARAM_QUALITY_FLOOR]
+    champion = JsonGet(
+        step_name=evaluate.name, property_file=evaluation, json_path=CHAMPION_NDCG_PATH
+    )
     package = _package_step(session, spec, train)
     register = _register_step(session, spec, params, evaluate, evaluation, package)
     reject = FailStep(
@@ -448,7 +462,7 @@ def _gate_step(
                 ndcg,
                 " must be at least the quality floor ",
                 floor,
-                " and the champion's NDCG@10 ",
+                " and the champion's NDCG@10 on the same data ",
                 champion,
                 ".",
             ],
@@ -545,7 +559,7 @@ def _register_step(
             CHAMPION_METADATA_KEY: metric(NDCG_PATH),
             "auc": metric(AUC_PATH),
             "quality_floor": Join(on="", values=[params[PARAM_QUALITY_FLOOR]]),
-            "champion_ndcg_at_10": Join(on="", values=[params[PARAM_CHAMPION]]),
+            "champion_ndcg_at_10": metric(CHAMPION_NDCG_PATH),
             "dataset_version": params[PARAM_DATASET_VERSION],
             "code_hash": spec.code_hash,
             "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,

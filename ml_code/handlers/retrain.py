@@ -6,9 +6,10 @@ of the pipeline is Executing or Stopping and none started within the cooldown; a
 duplicates that both pass that check collapse on a `ClientRequestToken` derived from the
 pipeline and the event-time bucket (one bucket per cooldown window).
 
-The new run receives why it was started (`TriggerReason`) and the metric the current champion
-must be beaten on (`ChampionNdcgAt10`, read from the latest Approved model package's
-`CustomerMetadataProperties["ndcg_at_10"]`; 0 when no model was approved yet).
+The new run receives why it was started (`TriggerReason`) and the model it must beat
+(`ChampionModelUri`: the latest Approved package's model artifact). The pipeline scores that
+champion on the same held-out rows as the new model; with no approved model yet the parameter
+is left out and the pipeline's default (no champion) applies.
 
 Configuration comes from the environment: `PIPELINE_NAME`, `MODEL_PACKAGE_GROUP`,
 `COOLDOWN_MINUTES` (default 360). `AWS_ENDPOINT_URL` points the client at an emulator.
@@ -17,7 +18,6 @@ Configuration comes from the environment: `PIPELINE_NAME`, `MODEL_PACKAGE_GROUP`
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,8 +31,7 @@ ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 SCHEDULE_SOURCE = "schedule"
 ACTIVE_STATUSES = frozenset({"Executing", "Stopping"})
 TRIGGER_REASON_PARAMETER = "TriggerReason"
-CHAMPION_METRIC_PARAMETER = "ChampionNdcgAt10"
-CHAMPION_METRIC_PROPERTY = "ndcg_at_10"
+CHAMPION_MODEL_PARAMETER = "ChampionModelUri"
 DEFAULT_COOLDOWN_MINUTES = 360
 ACTIVE_LOOKBACK = timedelta(days=30)
 """Executions older than this are not listed; SageMaker stops pipeline executions long before."""
@@ -92,15 +91,15 @@ def retrain(
     if blocked_because is not None:
         return _result(False, blocked_because, latest_arn)
 
-    champion = champion_metric(client, config.model_package_group)
+    parameters = [{"Name": TRIGGER_REASON_PARAMETER, "Value": reason[:MAX_PARAMETER_LENGTH]}]
+    champion = champion_model(client, config.model_package_group)
+    if champion is not None:
+        parameters.append({"Name": CHAMPION_MODEL_PARAMETER, "Value": champion})
     try:
         response = client.start_pipeline_execution(
             PipelineName=config.pipeline_name,
             PipelineExecutionDescription=reason[:MAX_PARAMETER_LENGTH],
-            PipelineParameters=[
-                {"Name": TRIGGER_REASON_PARAMETER, "Value": reason[:MAX_PARAMETER_LENGTH]},
-                {"Name": CHAMPION_METRIC_PARAMETER, "Value": repr(champion)},
-            ],
+            PipelineParameters=parameters,
             ClientRequestToken=request_token(config, _event_time(event, now)),
         )
     except ClientError as error:
@@ -126,12 +125,8 @@ def trigger_reason(event: Mapping[str, Any]) -> str | None:
     return f"alarm:{detail.get('alarmName', '')}:{state.get('reason', '')}"
 
 
-def champion_metric(client: Any, model_package_group: str) -> float:
-    """The latest Approved package's NDCG@10, or 0.0 when none is approved or it has none.
-
-    Read from CustomerMetadataProperties: ModelMetrics only points at S3 reports, which this
-    function's role deliberately cannot read.
-    """
+def champion_model(client: Any, model_package_group: str) -> str | None:
+    """The latest Approved package's model artifact (S3 URI), or None when none is approved."""
     packages = client.list_model_packages(
         ModelPackageGroupName=model_package_group,
         ModelApprovalStatus="Approved",
@@ -140,14 +135,11 @@ def champion_metric(client: Any, model_package_group: str) -> float:
         MaxResults=1,
     )["ModelPackageSummaryList"]
     if not packages:
-        return 0.0
+        return None
     described = client.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
-    raw = (described.get("CustomerMetadataProperties") or {}).get(CHAMPION_METRIC_PROPERTY)
-    try:
-        value = float(raw) if raw is not None else 0.0
-    except ValueError:
-        return 0.0
-    return value if math.isfinite(value) else 0.0
+    containers = (described.get("InferenceSpecification") or {}).get("Containers") or []
+    url = containers[0].get("ModelDataUrl") if containers else None
+    return url if isinstance(url, str) and url.startswith("s3://") else None
 
 
 def request_token(config: RetrainConfig, event_time: datetime) -> str:

@@ -14,6 +14,8 @@ condition step (``JsonGet``) and attached to the model package. JSON paths:
   ranked by item popularity (purchases in the last 28 days)
 * ``improvement.ndcg_at_10.value``: model minus baseline NDCG@10
 * ``evaluation.rows``, ``evaluation.customers``, ``evaluation.positives``, ``evaluation.k``
+* ``champion.ndcg_at_10.value``: the serving champion (``--champion``) on the same test rows;
+  0 with ``champion.present`` false when there is none yet
 
 Ranking metrics cover each customer's candidate list (what the endpoint ranks), averaged over
 customers who bought at least one candidate within the label horizon.
@@ -127,6 +129,28 @@ def evaluate(model: Pipeline, test: pd.DataFrame, k: int = 10) -> dict[str, Any]
     }
 
 
+def champion_report(champion: str | Path | None, test: pd.DataFrame, k: int = 10) -> dict[str, Any]:
+    """The serving champion scored on the same test rows as the new model, so the gate compares
+    like with like. No champion yet (no model under `champion`) scores 0: the first model only
+    has to clear the quality floor."""
+    ndcg = f"ndcg_at_{k}"
+    try:
+        model, metadata = load_model(champion) if champion else (None, {})
+    except FileNotFoundError:
+        model, metadata = None, {}
+    if model is None:
+        return {"present": False, ndcg: {"value": 0.0}}
+    labels = test[LABEL_COLUMN].to_numpy()
+    scores = predict_scores(model, test)
+    ranking = _ranking(test["customer_id"], scores, labels, k)
+    return {
+        "present": True,
+        "dataset_version": metadata.get("dataset_version"),
+        ndcg: ranking[ndcg],
+        "auc": auc_with_error(labels, scores),
+    }
+
+
 def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
     """Headline numbers of a report flattened for MLflow: ``test_auc``, ``baseline_ndcg_at_10``."""
     out = {"test_auc": report["binary_classification_metrics"]["auc"]["value"]}
@@ -143,10 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", default="/opt/ml/processing/test")
     parser.add_argument("--output", default="/opt/ml/processing/evaluation")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument(
+        "--champion", default=None, help="the serving model (dir or model.tar.gz), if any"
+    )
     parser.add_argument("--no-tracking", action="store_true", help="also MLOPS_TRACKING=off")
     args = parser.parse_args(argv)
     model, metadata = load_model(args.model)
-    report = evaluate(model, read_split(args.test), args.k)
+    test = read_split(args.test)
+    report = evaluate(model, test, args.k)
+    report["champion"] = champion_report(args.champion, test, args.k)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     path = output / EVALUATION_FILE

@@ -83,14 +83,15 @@ def _set_status(execution_arn: str, status: str) -> None:
     pipeline.pipeline_executions[execution_arn].pipeline_execution_status = status
 
 
-def _approved_package(client: Any, ndcg: str | None) -> str:
-    properties = {} if ndcg is None else {"ndcg_at_10": ndcg}
+def _approved_package(client: Any, model_data_url: str | None) -> str:
+    container = {"Image": "123.dkr.ecr.us-east-1.amazonaws.com/recsys:1"}
+    if model_data_url is not None:
+        container["ModelDataUrl"] = model_data_url
     return client.create_model_package(
         ModelPackageGroupName=GROUP,
         ModelApprovalStatus="Approved",
-        CustomerMetadataProperties=properties,
         InferenceSpecification={
-            "Containers": [{"Image": "123.dkr.ecr.us-east-1.amazonaws.com/recsys:1"}],
+            "Containers": [container],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
@@ -162,33 +163,38 @@ def test_events_that_are_neither_alarms_nor_schedules_start_nothing(sagemaker):
     assert _executions(sagemaker) == []
 
 
-def test_the_run_receives_the_alarm_as_trigger_reason_and_zero_without_a_champion(sagemaker):
+def test_the_run_receives_the_alarm_as_trigger_reason_and_no_champion_before_any_approval(
+    sagemaker,
+):
     result = handler(_alarm(), None)
     assert _parameters(sagemaker, result["execution_arn"]) == {
         "TriggerReason": "alarm:mlops-dev-recsys-drift:Threshold Crossed: 0.35 > 0.2",
-        "ChampionNdcgAt10": "0.0",
     }
 
 
-def test_the_run_receives_the_latest_approved_champions_ndcg(sagemaker):
-    _approved_package(sagemaker, "0.31")
-    _approved_package(sagemaker, "0.42")
+def test_the_run_must_beat_the_latest_approved_model_not_a_pending_one(sagemaker):
+    _approved_package(sagemaker, "s3://artifacts/models/recsys/packaged/run-1/model.tar.gz")
+    _approved_package(sagemaker, "s3://artifacts/models/recsys/packaged/run-2/model.tar.gz")
     sagemaker.create_model_package(
         ModelPackageGroupName=GROUP,
         ModelApprovalStatus="PendingManualApproval",
-        CustomerMetadataProperties={"ndcg_at_10": "0.99"},
+        InferenceSpecification={
+            "Containers": [{"Image": "img", "ModelDataUrl": "s3://artifacts/pending.tar.gz"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
     )
     result = handler({"source": "schedule", "model": "recsys"}, None)
     assert result["started"] and result["reason"] == "schedule"
     assert _parameters(sagemaker, result["execution_arn"]) == {
         "TriggerReason": "schedule",
-        "ChampionNdcgAt10": "0.42",
+        "ChampionModelUri": "s3://artifacts/models/recsys/packaged/run-2/model.tar.gz",
     }
 
 
-def test_a_champion_without_the_metric_counts_as_zero(sagemaker):
+def test_an_approved_package_without_a_model_artifact_is_no_champion(sagemaker):
     _approved_package(sagemaker, None)
-    assert retrain.champion_metric(sagemaker, GROUP) == 0.0
+    assert retrain.champion_model(sagemaker, GROUP) is None
 
 
 def test_duplicates_in_one_cooldown_window_share_a_request_token_and_the_next_window_does_not():
@@ -248,6 +254,6 @@ def test_the_cooldown_is_measured_from_the_alarms_own_time_when_no_clock_is_give
             return {"PipelineExecutionArn": "arn:x"}
 
     config = RetrainConfig(pipeline_name="p", model_package_group="g", cooldown_minutes=60)
-    monkeypatch.setattr(retrain, "champion_metric", lambda client, group: 0.0)
+    monkeypatch.setattr(retrain, "champion_model", lambda client, group: None)
     retrain.retrain(event, client=Client(), config=config)
     assert seen == [datetime(2026, 3, 9, 12, tzinfo=UTC)]

@@ -458,9 +458,13 @@ def _resolve(value: Any, parameters: dict[str, Any], evaluation: dict[str, Any])
 def test_gate_registers_only_a_model_at_or_above_both_the_floor_and_the_champion(
     dev, ndcg, floor, champion, registered
 ):
+    """The champion's figure is its score on the same test rows, from the same evaluation."""
     gate = step(dev, training.STEP_GATE)["Arguments"]
-    parameters = {training.PARAM_QUALITY_FLOOR: floor, training.PARAM_CHAMPION: champion}
-    evaluation = {"ranking_metrics": {"ndcg_at_10": {"value": ndcg}}}
+    parameters = {training.PARAM_QUALITY_FLOOR: floor}
+    evaluation = {
+        "ranking_metrics": {"ndcg_at_10": {"value": ndcg}},
+        "champion": {"ndcg_at_10": {"value": champion}},
+    }
     assert {c["Type"] for c in gate["Conditions"]} == {"GreaterThanOrEqualTo"}
     passed = all(
         _resolve(c["LeftValue"], parameters, evaluation)
@@ -475,18 +479,28 @@ def test_gate_registers_only_a_model_at_or_above_both_the_floor_and_the_champion
     assert all(str(figure) in message for figure in (ndcg, floor, champion))
 
 
-def test_quality_floor_defaults_to_the_configured_value_and_the_champion_to_zero(dev):
+def test_quality_floor_defaults_to_the_configured_value_and_the_champion_to_none(dev):
     defaults = {p["Name"]: p.get("DefaultValue") for p in dev["Parameters"]}
     assert defaults[training.PARAM_QUALITY_FLOOR] == 0.25
-    assert defaults[training.PARAM_CHAMPION] == 0.0
+    assert defaults[training.PARAM_CHAMPION].endswith(f"/models/recommender/{training.NO_CHAMPION}")
+
+
+def test_evaluate_scores_the_champion_given_to_the_execution_on_the_same_test_rows(dev):
+    evaluate = step(dev, training.STEP_EVALUATE)["Arguments"]
+    inputs = {i["InputName"]: i["S3Input"] for i in evaluate["ProcessingInputs"]}
+    assert inputs["champion"]["S3Uri"] == {"Get": f"Parameters.{training.PARAM_CHAMPION}"}
+    arguments = evaluate["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--champion") + 1] == inputs["champion"]["LocalPath"]
 
 
 def test_retrain_handler_parameters_and_champion_metadata_key_exist_in_the_definition(dev):
     parameters = {p["Name"] for p in dev["Parameters"]}
-    assert {retrain.TRIGGER_REASON_PARAMETER, retrain.CHAMPION_METRIC_PARAMETER} <= parameters
+    assert {retrain.TRIGGER_REASON_PARAMETER, retrain.CHAMPION_MODEL_PARAMETER} <= parameters
     metadata = step(dev, training.STEP_REGISTER)["Arguments"]["CustomerMetadataProperties"]
-    ndcg = metadata[retrain.CHAMPION_METRIC_PROPERTY]["Std:Join"]["Values"][0]["Std:JsonGet"]
+    ndcg = metadata[training.CHAMPION_METADATA_KEY]["Std:Join"]["Values"][0]["Std:JsonGet"]
     assert ndcg["Path"] == training.NDCG_PATH
+    champion = metadata["champion_ndcg_at_10"]["Std:Join"]["Values"][0]["Std:JsonGet"]
+    assert champion["Path"] == training.CHAMPION_NDCG_PATH
     for key, value in metadata.items():
         assert re.fullmatch(r"[A-Za-z0-9_.:/=+\-@ ]{1,128}", key)
         if isinstance(value, str):

@@ -166,7 +166,7 @@ def test_pipeline_runs_as_its_execution_role_with_the_built_definition(dev):
 
 
 def test_source_bundle_is_keyed_by_code_hash_and_encrypted_with_the_artifacts_bucket_key(prod):
-    source = the(prod, "aws:s3/bucketObjectv2:BucketObjectv2")
+    source = the(prod, "aws:s3/bucketObjectv2:BucketObjectv2", "recommender-training-source")
     code_hash = prod.outputs["code_hash"]
     assert source.inputs["bucket"] == bucket("artifacts", "mlops-prod")
     assert source.inputs["key"] == f"code/recommender/{code_hash[:16]}/sourcedir.tar.gz"
@@ -234,7 +234,8 @@ def test_definition_and_policies_are_known_at_preview_even_before_the_kms_keys_e
     assert json.loads(pipeline.inputs["pipelineDefinition"])["Steps"]
     for policy in capture.by_type("aws:iam/rolePolicy:RolePolicy"):
         assert policy.inputs["policy"] is not UNKNOWN, policy.name
-    assert the(capture, "aws:s3/bucketObjectv2:BucketObjectv2").inputs["kmsKeyId"] is UNKNOWN
+    source = the(capture, "aws:s3/bucketObjectv2:BucketObjectv2", "recommender-training-source")
+    assert source.inputs["kmsKeyId"] is UNKNOWN
 
 
 @pytest.mark.parametrize(
@@ -272,6 +273,7 @@ def test_each_role_names_only_its_own_buckets_prefixes_and_keys(prod):
         f"{models}/training/*",
         f"{models}/evaluation/*",
         f"{models}/packaged/*",
+        f"{models}/champion-none/*",
         f"{models}/baseline/latest/*",
     }
     assert resources_of(docs["training"], "s3") == {
@@ -288,6 +290,17 @@ def test_each_role_names_only_its_own_buckets_prefixes_and_keys(prod):
     assert key_aliases(docs["execution"]) == {"alias/platform", "alias/artifacts"}
     assert key_aliases(docs["processing"], "EncryptOutputs") == {"alias/curated", "alias/artifacts"}
     assert key_aliases(docs["training"], "EncryptOutputs") == {"alias/artifacts"}
+
+
+def test_a_first_run_has_a_champion_placeholder_with_no_model_in_it(prod):
+    placeholder = the(
+        prod, "aws:s3/bucketObjectv2:BucketObjectv2", "recommender-training-no-champion"
+    )
+    assert placeholder.inputs["key"] == "models/recommender/champion-none/README"
+    assert placeholder.inputs["serverSideEncryption"] == "aws:kms"
+    defaults = {p["Name"]: p.get("DefaultValue") for p in definition(prod)["Parameters"]}
+    bucket_name = bucket("artifacts", "mlops-prod")
+    assert defaults["ChampionModelUri"] == f"s3://{bucket_name}/models/recommender/champion-none/"
 
 
 def test_object_writes_stay_inside_the_models_own_prefixes(prod):

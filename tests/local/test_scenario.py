@@ -102,7 +102,8 @@ def _inspect(run: LocalRun, checks: dict[str, Any]) -> None:
             {
                 "ndcg": evaluation["ranking_metrics"]["ndcg_at_10"]["value"],
                 "floor": result.parameters["QualityFloor"],
-                "champion": result.parameters["ChampionNdcgAt10"],
+                "champion": evaluation["champion"]["ndcg_at_10"]["value"],
+                "champion_model": result.parameters["ChampionModelUri"],
                 "outcome": result.step("CheckQuality").properties["Outcome"],
                 "registered": [
                     s.properties.get("ModelPackageArn")
@@ -179,11 +180,12 @@ def test_the_gate_reads_the_value_the_evaluate_step_wrote(story: Story) -> None:
     (registered,) = first["registered"]
     assert first["outcome"] is True
     assert models[registered]["ndcg_at_10"] == pytest.approx(first["ndcg"])
+    assert first["champion"] == 0.0, "no champion before the first approval"
     for run in later:
         expected = run["ndcg"] >= run["floor"] and run["ndcg"] >= run["champion"]
         assert run["outcome"] is expected
         assert bool(run["registered"]) is expected
-        assert run["champion"] == pytest.approx(models[registered]["ndcg_at_10"])
+        assert run["champion_model"] == models[registered]["model_data_url"]
 
 
 def _project_copy(tmp: Path, drift: float, floor: float) -> Path:

@@ -159,3 +159,24 @@ def test_preference_shift_hurts_the_old_model_and_retraining_recovers(shifted_wo
     assert ndcg(old, after["test"]) < ndcg(old, before["test"]) - 0.02
     assert ndcg(old, after["test"], shifted) < ndcg(old, before["test"], shifted) - 0.03
     assert ndcg(new, after["test"], shifted) > ndcg(old, after["test"], shifted) + 0.015
+
+
+def test_the_champion_is_scored_on_the_same_test_rows_as_the_new_model(trained_default):
+    test = trained_default.splits["test"]
+    model, _ = evaluation.load_model(trained_default.model_dir)
+    report = evaluation.evaluate(model, test)
+    champion = evaluation.champion_report(trained_default.model_dir, test)
+    assert champion["present"] is True
+    assert champion["ndcg_at_10"]["value"] == pytest.approx(
+        report["ranking_metrics"]["ndcg_at_10"]["value"]
+    )
+
+
+def test_no_champion_yet_scores_zero_so_the_first_model_only_meets_the_floor(
+    trained_default, tmp_path
+):
+    placeholder = tmp_path / "champion"
+    placeholder.mkdir()
+    (placeholder / "README").write_text("No champion yet.\n")
+    champion = evaluation.champion_report(placeholder, trained_default.splits["test"])
+    assert champion == {"present": False, "ndcg_at_10": {"value": 0.0}}
