@@ -121,15 +121,22 @@ class InferenceApp:
         return environ["wsgi.input"].read(length) if length else b""
 
     def _capture(
-        self, body: bytes, content_type: str, output: bytes, output_type: str,
+        self,
+        body: bytes,
+        content_type: str,
+        output: bytes,
+        output_type: str,
         inference_id: str | None,
     ) -> None:
         if self.capture is None:
             return
         record = capture_record(
-            request_body=body, request_content_type=content_type,
-            response_body=output, response_content_type=output_type,
-            inference_time=self.clock(), inference_id=inference_id,
+            request_body=body,
+            request_content_type=content_type,
+            response_body=output,
+            response_content_type=output_type,
+            inference_time=self.clock(),
+            inference_id=inference_id,
         )
         try:
             self.capture.write(record)
@@ -168,8 +175,9 @@ class _QuietHandler(WSGIRequestHandler):
 
 def serve(app: InferenceApp, host: str = "127.0.0.1", port: int = 8080) -> WSGIServer:
     """A threaded server for ``app`` (port 0 picks a free port); call ``serve_forever()``."""
-    return make_server(host, port, app, server_class=_ThreadingWSGIServer,
-                       handler_class=_QuietHandler)
+    return make_server(
+        host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
 
 
 def _respond(

@@ -164,8 +164,13 @@ class DirectoryCaptureWriter(_BatchingCaptureWriter):
     """Capture files under a local directory (``root/{prefix}/{endpoint}/{variant}/yyyy/...``)."""
 
     def __init__(
-        self, root: str | Path, endpoint: str, variant: str = "AllTraffic", *,
-        prefix: str = "", max_records: int = 1,
+        self,
+        root: str | Path,
+        endpoint: str,
+        variant: str = "AllTraffic",
+        *,
+        prefix: str = "",
+        max_records: int = 1,
     ) -> None:
         super().__init__(endpoint, variant, prefix, max_records)
         self.root = Path(root)
@@ -186,12 +191,18 @@ class S3CaptureWriter(_BatchingCaptureWriter):
     """
 
     def __init__(
-        self, destination_s3_uri: str, endpoint: str, variant: str = "AllTraffic", *,
-        client: Any = None, kms_key_id: str | None = None, max_records: int = 1,
+        self,
+        destination_s3_uri: str,
+        endpoint: str,
+        variant: str = "AllTraffic",
+        *,
+        client: Any = None,
+        kms_key_id: str | None = None,
+        max_records: int = 1,
     ) -> None:
         if not destination_s3_uri.startswith("s3://"):
             raise ValueError(f"destination must be an s3:// URI, got {destination_s3_uri!r}")
-        bucket, _, prefix = destination_s3_uri[len("s3://"):].partition("/")
+        bucket, _, prefix = destination_s3_uri[len("s3://") :].partition("/")
         super().__init__(endpoint, variant, prefix, max_records)
         self.bucket = bucket
         self.client = client or boto3.client("s3")

@@ -153,11 +153,13 @@ def output_fn(
         body: dict[str, Any] = {"scores": prediction.scores.tolist()}
         body.update({c: prediction.ids[c].tolist() for c in prediction.ids.columns})
         return _json(body), JSON
-    ranked = pd.DataFrame({
-        "item_id": prediction.item_ids,
-        "score": prediction.scores,
-        "rank": np.arange(1, len(prediction.item_ids) + 1),
-    })
+    ranked = pd.DataFrame(
+        {
+            "item_id": prediction.item_ids,
+            "score": prediction.scores,
+            "rank": np.arange(1, len(prediction.item_ids) + 1),
+        }
+    )
     if kind == CSV:
         return _csv(ranked), CSV
     items = ranked.to_dict(orient="records")

@@ -149,8 +149,8 @@ def _json_request(text: str, limits: Limits) -> ScoreRequest | RankRequest:
     if isinstance(payload, dict) and "customer" in payload:
         return _rank_request(payload, limits)
     raise RequestError(
-        "JSON body must be {\"instances\": [...]}, a list of feature objects, or "
-        "{\"customer\": {...}, \"candidates\": [...], \"k\": 10}"
+        'JSON body must be {"instances": [...]}, a list of feature objects, or '
+        '{"customer": {...}, "candidates": [...], "k": 10}'
     )
 
 
@@ -239,12 +239,18 @@ def _rank_request(payload: dict[str, Any], limits: Limits) -> RankRequest:
     customer_features = [f.name for f in CUSTOMER_FEATURES]
     item_features = [f.name for f in ITEM_FEATURES]
     _check_columns(
-        [customer], ["customer_id", *customer_features], [EVENT_TIME_COLUMN], "customer",
+        [customer],
+        ["customer_id", *customer_features],
+        [EVENT_TIME_COLUMN],
+        "customer",
         "customer_id and the customer features",
     )
     _check_columns(
-        _object_rows(candidates, "candidate"), ["item_id", *item_features],
-        [EVENT_TIME_COLUMN], "candidate", "item_id and the item features",
+        _object_rows(candidates, "candidate"),
+        ["item_id", *item_features],
+        [EVENT_TIME_COLUMN],
+        "candidate",
+        "item_id and the item features",
     )
     customer_frame = pd.DataFrame([customer], columns=customer_features, dtype=object)
     customer_frame = _validated(
