@@ -38,6 +38,9 @@ class Feature:
     kind: str  # "numeric" | "categorical"
     group: str  # "customer" | "item" | "pair"
     description: str
+    drift_monitored: bool = True
+    """False for features that move with the calendar by construction (an item's age): their
+    drift measures time passing, not customers changing, so it must not start a retrain."""
 
 
 def _affinity(category: str, recent: bool) -> Feature:
@@ -121,7 +124,14 @@ ITEM_FEATURES: tuple[Feature, ...] = (
         "item",
         "Purchases per view over the window, smoothed (new items are not penalised to zero).",
     ),
-    Feature("item_age_days", "Integral", "numeric", "item", "Days since the item was listed."),
+    Feature(
+        "item_age_days",
+        "Integral",
+        "numeric",
+        "item",
+        "Days since the item was listed.",
+        drift_monitored=False,
+    ),
 )
 
 PAIR_FEATURES: tuple[Feature, ...] = (

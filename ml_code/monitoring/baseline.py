@@ -158,6 +158,7 @@ def compute_baseline(
                 f"feature {feature.name!r} has kind {feature.kind!r}; expected 'numeric' or "
                 "'categorical'"
             )
+        stats[feature.name]["drift_monitored"] = bool(getattr(feature, "drift_monitored", True))
     return _finalise({"row_count": int(len(df)), "features": stats})
 
 
@@ -229,6 +230,7 @@ def merge_baselines(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any
             merged[name] = _merge_numeric(name, fa, fb)
         else:
             merged[name] = _merge_categorical(name, fa, fb)
+        merged[name]["drift_monitored"] = fa.get("drift_monitored", True)
     return _finalise({"row_count": a["row_count"] + b["row_count"], "features": merged})
 
 

@@ -154,6 +154,7 @@ def feature_drift(
         "rows": n,
         "missing_share": float(counts[-1] / n) if n else None,
         "baseline_missing_share": float(reference[-1] / reference.sum()),
+        "monitored": bool(stats.get("drift_monitored", True)),
     }
     if n == 0:
         return {**result, "psi": None, "js_distance": None, "drift": False}
@@ -163,7 +164,7 @@ def feature_drift(
     if stats["kind"] == "numeric" and counts[:-1].sum() and reference[:-1].sum():
         ks, p_value = ks_from_counts(counts[:-1], reference[:-1])
         result.update(ks_statistic=ks, ks_pvalue=p_value)
-    result["drift"] = bool(value > threshold)
+    result["drift"] = bool(value > threshold) and result["monitored"]
     return result
 
 
@@ -177,7 +178,11 @@ def drift_report(
         name: feature_drift(name, stats, accumulator.counts[name], threshold)
         for name, stats in accumulator.baseline["features"].items()
     }
-    psis = {n: f["psi"] for n, f in features.items() if f["psi"] is not None}
+    psis = {
+        n: f["psi"]
+        for n, f in features.items()
+        if f["psi"] is not None and f.get("monitored", True)
+    }
     return {
         "threshold": threshold,
         "rows": accumulator.rows,
@@ -186,6 +191,7 @@ def drift_report(
         "max_psi_feature": max(psis, key=psis.__getitem__) if psis else None,
         "drift_detected": any(f["drift"] for f in features.values()),
         "drifted_features": sorted(n for n, f in features.items() if f["drift"]),
+        "unmonitored_features": sorted(n for n, f in features.items() if not f["monitored"]),
         "features": features,
     }
 

@@ -481,3 +481,29 @@ def test_jobs_publish_their_metrics_through_the_configured_endpoint(
     assert _latest(cloudwatch, MODEL_NDCG_AT_10, **ids) == pytest.approx(report["ndcg_at_10"])
     assert _latest(cloudwatch, MODEL_PRECISION_AT_10, **ids) == pytest.approx(0.15)
     assert _latest(cloudwatch, GROUND_TRUTH_COVERAGE, **ids) == pytest.approx(0.6)
+
+
+def test_a_feature_that_moves_with_the_calendar_is_reported_but_never_raises_the_alarm(
+    tmp_path: Path,
+) -> None:
+    """An item's age grows every day by construction: its drift measures time, not customers."""
+    from dataclasses import dataclass
+
+    from ml_code.monitoring.baseline import compute_baseline
+
+    @dataclass(frozen=True)
+    class Spec:
+        name: str
+        dtype: str = "Fractional"
+        kind: str = "numeric"
+        drift_monitored: bool = True
+
+    rng = np.random.default_rng(3)
+    training = pd.DataFrame({"age": rng.uniform(0, 30, 2000), "spend": rng.normal(50, 5, 2000)})
+    baseline = compute_baseline(training, [Spec("age", drift_monitored=False), Spec("spend")])
+    later = pd.DataFrame({"age": rng.uniform(60, 90, 500), "spend": rng.normal(50, 5, 500)})
+    report = drift.compute_drift(baseline, [later], 0.2)
+    assert report["features"]["age"]["psi"] > 1.0, "the shift is still measured and reported"
+    assert report["unmonitored_features"] == ["age"]
+    assert report["drifted_features"] == [] and report["max_psi_feature"] == "spend"
+    assert report["max_psi"] < 0.2
