@@ -169,7 +169,7 @@ _KEYS = {name: field.alias or name for name, field in PlatformSettings.model_fie
 _PROGRAM_FIELDS = {"project", "stack", "region"}
 
 
-def _describe(error: dict[str, Any], namespace: str, raw: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any], namespace: str) -> str:
     loc = [str(p) for p in error["loc"]]
     if error["type"] == "value_error" and not loc:
         return str(error["msg"]).removeprefix("Value error, ")
@@ -187,13 +187,11 @@ def from_mapping(
     project: str, stack: str, region: str | None, raw: dict[str, Any]
 ) -> PlatformSettings:
     """Validate raw config values (engine strings or already-parsed objects)."""
-    data: dict[str, Any] = {"project": project, "stack": stack, "region": region or ""}
-    for key, value in raw.items():
-        data[key] = value
+    data: dict[str, Any] = {"project": project, "stack": stack, "region": region or "", **raw}
     try:
         return PlatformSettings.model_validate(data)
     except ValidationError as exc:
-        lines = [_describe(e, project, raw) for e in exc.errors(include_url=False)]
+        lines = [_describe(e, project) for e in exc.errors(include_url=False)]
         hint = (
             f"Fix it in stacks/Pulumi.{stack}.yaml (or `pulumi config set --path "
             f"{project}:<key> <value> --stack {stack}`); every key is described in Pulumi.yaml."

@@ -17,6 +17,7 @@ import pulumi_aws as aws
 from infra.components import iam_documents
 from infra.components.platform_refs import PlatformRefs
 from infra.components.tagging import tags_for
+from infra.pipelines import permissions
 from ml_code.features.definitions import EVENT_TIME_COLUMN, feature_group_schema
 
 GROUPS = ("customer", "item")
@@ -67,7 +68,7 @@ class FeatureStore(pulumi.ComponentResource):
         self.role_arn: pulumi.Input[str] = (
             args.role_arn
             if args.role_arn is not None
-            else platform.arn("iam", f"role/{_role_name(platform.name_prefix)}", regional=False)
+            else permissions.role_arn(platform, _role_name(platform.name_prefix))
         )
         depends_on: list[pulumi.Resource] = [self.glue_database]
         if role_policy is not None:

@@ -111,9 +111,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
         self.artifact_prefix = args.artifact_prefix or f"models/{args.model_name}/"
         self.capture_prefix = f"capture/{self.endpoint_name}"
         self.execution_role_name = f"{self.endpoint_name}-endpoint"
-        self.execution_role_arn = platform.arn(
-            "iam", f"role/{self.execution_role_name}", regional=False
-        )
+        self.execution_role_arn = permissions.role_arn(platform, self.execution_role_name)
         self.execution_role = self._execution_role(name)
         self.template_parameter_name = (
             f"/{platform.name_prefix}/{args.model_name}/endpoint-template"

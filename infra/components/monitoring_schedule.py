@@ -96,12 +96,9 @@ class MonitoringSchedule(pulumi.ComponentResource):
             "job": f"{base}-monitoring",
             "schedule": f"{base}-monitoring-schedule",
         }
-        for role_name in self.role_names.values():
-            permissions.check_role_name(f"MonitoringSchedule '{name}'", role_name)
-        self.role_arns = {
-            role: permissions.role_arn(platform, role_name)
-            for role, role_name in self.role_names.items()
-        }
+        self.role_arns = permissions.role_arns(
+            platform, f"MonitoringSchedule '{name}'", self.role_names
+        )
         self.tags = {**args.tags, "Model": args.model_name}
         self.source_bundle_key = args.source_bundle_key or build_source_bundle().key
         self.bundle_uri = platform.s3_uri("artifacts", self.source_bundle_key)

@@ -98,12 +98,9 @@ class TrainingPipeline(pulumi.ComponentResource):
             "processing": f"{base}-processing",
             "training": f"{base}-training",
         }
-        for role_name in self.role_names.values():
-            permissions.check_role_name(f"TrainingPipeline '{name}'", role_name)
-        self.role_arns = {
-            role: permissions.role_arn(platform, role_name)
-            for role, role_name in self.role_names.items()
-        }
+        self.role_arns = permissions.role_arns(
+            platform, f"TrainingPipeline '{name}'", self.role_names
+        )
         self.execution_role_arn = self.role_arns["execution"]
         self.approval_status = _approval_status(args)
         self.tags = {**args.tags, "Model": args.model_name}

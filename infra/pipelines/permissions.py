@@ -13,7 +13,7 @@ preview and policy checks see it in full.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -43,6 +43,15 @@ def check_role_name(component: str, role_name: str) -> None:
             f"{component}: role name '{role_name}' is {len(role_name)} characters, IAM allows "
             f"{MAX_ROLE_NAME}; shorten the project, environment or model name."
         )
+
+
+def role_arns(
+    platform: PlatformRefs, component: str, role_names: Mapping[str, str]
+) -> dict[str, pulumi.Output[str]]:
+    """The ARN of each named role (known at preview), after checking every name fits IAM."""
+    for role_name in role_names.values():
+        check_role_name(component, role_name)
+    return {role: role_arn(platform, role_name) for role, role_name in role_names.items()}
 
 
 def job_arns(platform: PlatformRefs, kind: str, steps: Sequence[str]) -> list[pulumi.Output[str]]:

@@ -29,12 +29,6 @@ def _by_urn(capture: Capture, urn: str) -> Resource:
     return next(r for r in capture.resources if r.urn == urn)
 
 
-def _lake(**overrides) -> Capture:
-    args = dict(name_prefix="mlops-dev", account_id="123456789012", region="us-east-1")
-    args.update(overrides)
-    return resolved(lambda: DataLake("lake", DataLakeArgs(**args)))
-
-
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_every_data_bucket_is_encrypted_with_a_customer_managed_kms_key(stacks, env):
     capture = stacks[env]
