@@ -10,9 +10,7 @@ model that fails to load never takes traffic, and the old one keeps serving.
 
 from __future__ import annotations
 
-import io
 import random
-import tarfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
+from infra.local.pipeline_executor import extract_s3_archive
 from ml_code.serving.app import InferenceApp, serve
 from ml_code.serving.capture import CaptureWriter, S3CaptureWriter
 
@@ -150,7 +149,7 @@ class EndpointHost:
         url = container["ModelDataUrl"]
         previous = self.live_config(endpoint)
         try:
-            model_dir = self._extract(url, self.workdir / endpoint / config_name)
+            model_dir = extract_s3_archive(self.s3, url, self.workdir / endpoint / config_name)
             capture = self._capture(endpoint, variant["VariantName"], config)
             app = InferenceApp(model_dir, capture=capture, clock=self.clock)
         except Exception as exc:  # noqa: BLE001 - a bad artifact must not take the endpoint down
@@ -184,11 +183,3 @@ class EndpointHost:
             max_records=self.capture_batch,
         )
         return SampledCapture(writer, float(capture.get("InitialSamplingPercentage", 100)))
-
-    def _extract(self, url: str, target: Path) -> Path:
-        bucket, _, key = url.removeprefix("s3://").partition("/")
-        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        target.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
-            archive.extractall(target, filter="data")
-        return target

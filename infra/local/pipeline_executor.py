@@ -61,6 +61,16 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def extract_s3_archive(s3: Any, uri: str, target: Path) -> Path:
+    """Unpack a `.tar.gz` object (a code bundle, a model artifact) into `target`."""
+    bucket, key = split_s3(uri)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        archive.extractall(target, filter="data")
+    return target
+
+
 def _cast(kind: str, value: Any) -> Any:
     if value is None:
         return None
@@ -309,7 +319,7 @@ class PipelineExecutor:
         if submit.startswith(CONTAINER_ROOT):
             self._extract_file(mapped(submit), code)
         else:
-            self._extract(submit, code)
+            extract_s3_archive(self.s3, submit, code)
         for path in (env["SM_MODEL_DIR"], env["SM_OUTPUT_DATA_DIR"]):
             Path(path).mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, str(code / program)]
@@ -388,13 +398,6 @@ class PipelineExecutor:
             self.s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
             if self.on_upload is not None:
                 self.on_upload(bucket, key)
-
-    def _extract(self, uri: str, target: Path) -> None:
-        bucket, key = split_s3(uri)
-        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        target.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
-            archive.extractall(target, filter="data")
 
     def _extract_file(self, path: Path, target: Path) -> None:
         if not path.is_file():
