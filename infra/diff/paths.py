@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from infra.plan import values
+
 
 class _Missing:
     """The side of a change where the value does not exist (an added or removed key)."""
@@ -26,12 +28,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INDEX = re.compile(r"\[\d+\]")
 
 
-def is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"$secret"}
-
-
-def is_unknown(value: Any) -> bool:
-    return isinstance(value, dict) and value == {"$unknown": True}
+is_secret = values.is_secret_marker
+is_unknown = values.is_unknown_marker
 
 
 def _is_marker(value: Any) -> bool:
@@ -119,17 +117,7 @@ def leaves(value: Any, path: str = "") -> dict[str, Any]:
 
 def redact(value: Any) -> Any:
     """A value safe to print: secrets become `[secret]`, unknowns `<computed>`."""
-    if value is MISSING:
-        return "(none)"
-    if is_secret(value):
-        return "[secret]"
-    if is_unknown(value):
-        return "<computed>"
-    if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+    return "(none)" if value is MISSING else values.redacted(value)
 
 
 def short_urn(urn: str) -> str:

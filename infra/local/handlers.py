@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.local.emulator import ACCOUNT_ID, DEFAULT_REGION
+from infra.plan import values
 
 FUNCTION_TYPE = "aws:lambda/function:Function"
 _call_lock = threading.RLock()
@@ -124,12 +125,12 @@ def _local_function(resource: Mapping[str, Any], region: str) -> LocalFunction:
 
 
 def _known(resource: Mapping[str, Any], value: Any, path: str) -> Any:
-    if isinstance(value, dict) and value.get("$unknown") is True:
+    if values.is_unknown_marker(value):
         raise HandlerError(
             f"{resource['urn']}: input '{path}' is unknown in the plan, so the "
             "function cannot be run locally with the value AWS would give it"
         )
-    if isinstance(value, dict) and "$secret" in value:
+    if values.is_secret_marker(value):
         raise HandlerError(
             f"{resource['urn']}: input '{path}' is a secret; plan files hold only "
             "its hash, so the function cannot be run locally"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.local.emulator import Emulator
+from infra.plan import values
 
 COMPONENT_REASON = "component resource: a grouping in the plan, its children are provisioned"
 PROVIDER_REASON = "provider resource: the emulator plays the provider's role"
@@ -237,12 +238,8 @@ def _dependency_order(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return order
 
 
-def _is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"$secret"}
-
-
-def _is_unknown(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("$unknown") is True and len(value) == 1
+_is_secret = values.is_secret_marker
+_is_unknown = values.is_unknown_marker
 
 
 def _known(value: Any) -> Any:
@@ -345,8 +342,8 @@ def _tag_list(
     return [{key: k, value: str(v)} for k, v in sorted((inputs.get("tags") or {}).items())]
 
 
-def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None and v != [] and v != {}}
+def _drop_none(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None and v != [] and v != {}}
 
 
 def _int(value: Any) -> int | None:

@@ -11,15 +11,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from infra.plan import values
+
 
 def _show(value: Any) -> str:
-    if isinstance(value, dict) and set(value) == {"$unknown"}:
-        return "<computed>"
-    if isinstance(value, dict) and set(value) == {"$secret"}:
-        return "[secret]"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True, default=str)
-    return str(value)
+    shown = values.redacted(value)
+    if isinstance(shown, (dict, list)):
+        return json.dumps(shown, sort_keys=True, default=str)
+    return str(shown)
 
 
 def render_plan(doc: dict[str, Any], console: Console) -> None:

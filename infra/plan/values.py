@@ -141,10 +141,34 @@ def to_json(value: Any, *, reveal: bool = False) -> Any:
     return value
 
 
+def is_secret_marker(value: Any) -> bool:
+    """A secret as a plan file holds it: `{"$secret": "sha256:…"}`."""
+    return isinstance(value, dict) and set(value) == {"$secret"}
+
+
+def is_unknown_marker(value: Any) -> bool:
+    """An unknown as a plan file holds it: `{"$unknown": true}`."""
+    return isinstance(value, dict) and value == {"$unknown": True}
+
+
+def redacted(value: Any) -> Any:
+    """A plan-file value safe to print: secrets become `[secret]` (not even their hash),
+    unknowns `<computed>`."""
+    if is_secret_marker(value):
+        return "[secret]"
+    if is_unknown_marker(value):
+        return "<computed>"
+    if isinstance(value, dict):
+        return {k: redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
 def from_json(value: Any) -> Any:
     """Read a plan file's values back; secrets stay hashes (their clear value was never written)."""
     if isinstance(value, dict):
-        if value.get("$unknown") is True and len(value) == 1:
+        if is_unknown_marker(value):
             return UNKNOWN
         return {k: from_json(v) for k, v in value.items()}
     if isinstance(value, list):

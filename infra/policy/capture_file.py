@@ -16,7 +16,7 @@ from infra.plan.engine import Capture, Resource
 
 def _restore(value: Any) -> Any:
     if isinstance(value, dict):
-        if set(value) == {"$secret"}:
+        if values.is_secret_marker(value):
             return values.Secret(value["$secret"])
         return {k: _restore(v) for k, v in value.items()}
     if isinstance(value, list):
