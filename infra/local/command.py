@@ -91,7 +91,7 @@ def run(
 
 def register(app: typer.Typer) -> None:
     """Add the `local` group with its `run` command; `infra/cli.py` calls this once."""
-    from infra.local.scenario import (
+    from infra.local.defaults import (
         DEFAULT_BAD_BATCH_DAY,
         DEFAULT_DAYS,
         DEFAULT_HISTORY_DAYS,

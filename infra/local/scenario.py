@@ -45,6 +45,15 @@ import pandas as pd
 
 from infra.local import traffic
 from infra.local.alarms import AlarmEvaluator
+from infra.local.defaults import (
+    DEFAULT_BAD_BATCH_DAY,
+    DEFAULT_CUSTOMERS,
+    DEFAULT_DAYS,
+    DEFAULT_HISTORY_DAYS,
+    DEFAULT_REQUESTS_PER_DAY,
+    DEFAULT_SEED,
+    DEFAULT_SHIFT_DAY,
+)
 from infra.local.emulator import ACCOUNT_ID, Emulator
 from infra.local.endpoint_host import EndpointHost
 from infra.local.events import (
@@ -64,16 +73,6 @@ from ml_code.data.validate import validate_dataset, write_report
 from ml_code.features.definitions import LABEL_HORIZON_DAYS
 from ml_code.serving.capture import capture_key
 
-DEFAULT_DAYS = 9
-"""Budget: a default run must take under a minute on two cores; a monitored day costs ~4 s."""
-DEFAULT_HISTORY_DAYS = 62
-"""Every training cut-off then has a full 28-day lookback behind it; with less, the baseline's
-28-day features are truncated and serving traffic reads as drift from the first day."""
-DEFAULT_SHIFT_DAY = 2
-DEFAULT_BAD_BATCH_DAY = 4
-DEFAULT_CUSTOMERS = 600
-DEFAULT_REQUESTS_PER_DAY = 30
-DEFAULT_SEED = 7
 TRAINING_TRIGGER = "initial"
 SCHEDULE_TIME_PLACEHOLDER = "<aws.scheduler.scheduled-time>"
 _PIPELINE = "aws:sagemaker/pipeline:Pipeline"
