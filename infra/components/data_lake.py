@@ -52,12 +52,17 @@ class DataLake(pulumi.ComponentResource):
                 f"DataLake '{name}': kms_key and key_per_bucket=True were both given; pass the "
                 "platform key, or ask for one key per bucket, not both."
             )
+        if args.kms_key is not None and args.kms_key_name is None:
+            raise ValueError(
+                f"DataLake '{name}': kms_key was given without kms_key_name; pass the "
+                "logical name the key was created with (its alias is alias/<name>)."
+            )
         self.args = args
         self.access_logs = self._access_log_bucket(name)
         self.keys = self._keys(name)
         self.key_alias_arns = {
             role: kms.alias_arn(
-                self._key_names[role],
+                self._key_name(name, role),
                 partition=args.partition,
                 region=args.region,
                 account_id=args.account_id,
@@ -113,22 +118,21 @@ class DataLake(pulumi.ComponentResource):
             )
 
         if args.key_per_bucket:
-            self._key_names = {role: f"{name}-{role}-key" for role in DATA_BUCKETS}
             return {
-                role: new_key(self._key_names[role], f"{args.name_prefix} {role} bucket")
+                role: new_key(self._key_name(name, role), f"{args.name_prefix} {role} bucket")
                 for role in DATA_BUCKETS
             }
         if args.kms_key is not None:
-            if args.kms_key_name is None:
-                raise ValueError(
-                    f"DataLake '{name}': kms_key was given without kms_key_name; pass the "
-                    "logical name the key was created with (its alias is alias/<name>)."
-                )
-            self._key_names = dict.fromkeys(DATA_BUCKETS, args.kms_key_name)
             return dict.fromkeys(DATA_BUCKETS, args.kms_key)
-        self._key_names = dict.fromkeys(DATA_BUCKETS, f"{name}-key")
-        key = new_key(f"{name}-key", f"{args.name_prefix} data lake")
+        key = new_key(self._key_name(name, "raw"), f"{args.name_prefix} data lake")
         return dict.fromkeys(DATA_BUCKETS, key)
+
+    def _key_name(self, name: str, role: str) -> str:
+        """The logical name of the key encrypting `role`'s bucket; its alias is alias/<name>."""
+        args = self.args
+        if args.key_per_bucket:
+            return f"{name}-{role}-key"
+        return args.kms_key_name or f"{name}-key"
 
     def _lifecycle(self, role: str) -> LifecycleArgs:
         args = self.args
