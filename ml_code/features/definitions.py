@@ -241,15 +241,18 @@ def score_rows(customer: Mapping | pd.DataFrame, items: pd.DataFrame) -> pd.Data
     else:
         rows = left.merge(items[["item_id", *item_cols]], how="cross")
     rows = rows.reset_index(drop=True)
+    # One frame built from whole columns: per-column assignment costs more than the scoring of
+    # a single request's rows.
+    numeric = {
+        name: pd.to_numeric(rows[name], errors="coerce").astype("float64")
+        for name in (*customer_cols, *item_cols)
+        if ALL_FEATURES[name].kind == "numeric"
+    }
+    rows = pd.DataFrame({**{c: rows[c] for c in rows.columns}, **numeric}, index=rows.index)
+    rows = pd.DataFrame({**{c: rows[c] for c in rows.columns}, **_pair_features(rows)})
 
-    for name in (*customer_cols, *item_cols):
-        feature = ALL_FEATURES[name]
-        if feature.kind == "numeric":
-            rows[name] = pd.to_numeric(rows[name], errors="coerce").astype("float64")
-    rows = rows.assign(**_pair_features(rows))
-
-    ids = pd.DataFrame({c: rows[c].astype("string").astype(object) for c in ID_COLUMNS})
-    return pd.concat([ids, model_frame(rows)], axis=1)
+    ids = {c: rows[c].astype("string").astype(object) for c in ID_COLUMNS}
+    return pd.DataFrame({**ids, **model_frame(rows)}, index=rows.index)
 
 
 def model_frame(rows: pd.DataFrame) -> pd.DataFrame:
@@ -262,12 +265,14 @@ def model_frame(rows: pd.DataFrame) -> pd.DataFrame:
     for name in MODEL_FEATURES:
         column = rows[name] if name in rows.columns else pd.Series(np.nan, index=rows.index)
         if ALL_FEATURES[name].kind == "categorical":
-            vocabulary = list(CATEGORY_VOCABULARIES[name])
+            vocabulary = CATEGORY_VOCABULARIES[name]
             values = column.astype(object)
-            known = values.isin(vocabulary)
-            out[name] = values.where(known, None).astype(pd.CategoricalDtype(vocabulary))
+            known = values.where(values.isin(vocabulary), None)
+            out[name] = pd.Categorical(known, categories=vocabulary)
+        elif column.dtype == "float64":
+            out[name] = column.to_numpy()
         else:
-            out[name] = pd.to_numeric(column, errors="coerce").astype("float64")
+            out[name] = pd.to_numeric(column, errors="coerce").astype("float64").to_numpy()
     return pd.DataFrame(out, index=rows.index)
 
 

@@ -287,7 +287,7 @@ def _validated(
 
     ``frame`` holds the values as sent (object dtype), so a message can quote the original.
     """
-    out = frame.copy()
+    out = {name: frame[name] for name in frame.columns}
     for name in columns:
         feature = ALL_FEATURES[name]
         if feature.kind == "numeric":
@@ -295,7 +295,7 @@ def _validated(
             out[name] = _numbers(frame[name], integral, lambda i, c=name: where(c, i))
         else:
             _check_strings(frame[name], source, lambda i, c=name: where(c, i))
-    return out
+    return pd.DataFrame(out, index=frame.index)
 
 
 def _numbers(column: pd.Series, integral: bool, where: Where) -> pd.Series:
