@@ -55,7 +55,10 @@ class Scenario:
       favourite category with ``shift_to_category`` (default: the category that segment liked
       least, so the change is as large as it can be), blended by ``shift_strength`` (1 = full
       swap). Buying follows the new taste at once; browsing lags, keeping ``browsing_lag`` of
-      the old taste, so features built from views trail what customers now buy.
+      the old taste, so features built from views trail what customers now buy. Their price
+      sensitivity is multiplied by ``sensitivity_factor``: below zero they trade up, and
+      price attracts where it deterred. No feature holds a customer's sensitivity, so the
+      model only learns the new behaviour from new labels: features alone do not catch up.
     * price shock: prices in ``price_shock_category`` are multiplied by ``price_shock_factor``.
     * new items: ``new_items`` items arrive in ``new_items_category`` (random when None),
       ``new_items_popularity`` times as appealing as a typical item.
@@ -65,8 +68,9 @@ class Scenario:
     shift_day: int = 60
     shift_segment: str | None = "regular"
     shift_to_category: str | None = None
-    shift_strength: float = 0.6
-    browsing_lag: float = 0.5
+    shift_strength: float = 0.9
+    browsing_lag: float = 0.8
+    sensitivity_factor: float = -0.5
     price_shock_category: str | None = None
     price_shock_factor: float = 1.0
     new_items: int = 0
@@ -262,6 +266,14 @@ def prices_on(world: World, day: dt.date) -> np.ndarray:
     return np.round(np.where(shocked, price * s.price_shock_factor, price), 2)
 
 
+def sensitivity_on(world: World, day: dt.date) -> np.ndarray:
+    """Each customer's price sensitivity in force on ``day``."""
+    if day < world.shift_date or world.scenario.shift_segment is None:
+        return world.sensitivity
+    shifted = world.sensitivity * world.scenario.sensitivity_factor
+    return np.where(_in_shifted_segment(world), shifted, world.sensitivity)
+
+
 def generate_day(world: World, day: dt.date) -> pd.DataFrame:
     """One day's interaction events, in the interactions schema.
 
@@ -273,6 +285,7 @@ def generate_day(world: World, day: dt.date) -> pd.DataFrame:
     n_customers = len(world.customers)
     prefs = preferences_on(world, day)
     prices = prices_on(world, day)
+    sensitivity = sensitivity_on(world, day)
     available = (world.items["listed_date"] <= day).to_numpy()
     item_cat = pd.Categorical(world.items["category"], categories=list(CATEGORIES)).codes
     base = np.asarray([_BASE_PRICE[c] for c in CATEGORIES])
@@ -293,7 +306,7 @@ def generate_day(world: World, day: dt.date) -> pd.DataFrame:
             continue
         log_rel_price = np.log(prices[candidates] / base[c])
         score = np.log(world.item_popularity[candidates])[None, :] - 0.7 * (
-            world.sensitivity[cust[in_cat]][:, None] * log_rel_price[None, :]
+            sensitivity[cust[in_cat]][:, None] * log_rel_price[None, :]
         )
         score += rng.gumbel(size=score.shape)
         item[in_cat] = candidates[score.argmax(axis=1)]
@@ -304,7 +317,7 @@ def generate_day(world: World, day: dt.date) -> pd.DataFrame:
     p_cart = (
         _CART_RATE
         * (0.3 + 2.5 * prefs[cust, cat])
-        * np.exp(-0.8 * world.sensitivity[cust] * rel_price)
+        * np.exp(-0.8 * sensitivity[cust] * rel_price)
     )
     carted = rng.random(len(cust)) < np.clip(p_cart, 0, 0.9)
     bought = carted & (rng.random(len(cust)) < _PURCHASE_GIVEN_CART)

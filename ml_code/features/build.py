@@ -2,9 +2,16 @@
 
 A row is a (customer, candidate item) pair at a cut-off: features from events before the
 cut-off (``ml_code.features.compute``), label 1 when the customer purchases the item within
-``LABEL_HORIZON_DAYS`` from the cut-off. Splits use successive cut-offs spaced by the label
-horizon, so every label the model trains on precedes the validation cut-off and every validation
-label precedes the test cut-off: nothing from a later split leaks into an earlier one.
+``LABEL_HORIZON_DAYS`` from the cut-off.
+
+The test set is a time-based holdout: the newest cut-off whose label window is complete. The
+training rows come from ``TRAIN_CUTOFFS`` daily cut-offs ending one label horizon before it, so
+every label the model trains on precedes the test cut-off (nothing leaks), and the newest
+labels the data holds are in the training set: after customers change, a retrain learns from
+their new behaviour one horizon sooner than with cut-offs spaced a horizon apart. Validation
+is a customer holdout of those cut-offs (one customer in ``VALIDATION_BUCKETS``, by a stable
+hash of the id), so it costs no label window of its own. Every cut-off has a full
+``LOOKBACK_DAYS`` of history behind it, so no training row carries truncated features.
 
 Output layout (Parquet; SageMaker's scikit-learn container reads it with pandas/pyarrow)::
 
@@ -18,7 +25,7 @@ Output layout (Parquet; SageMaker's scikit-learn container reads it with pandas/
 Script::
 
     python -m ml_code.features.build --input /opt/ml/processing/input/dataset \
-        --output /opt/ml/processing/output [--cutoff YYYY-MM-DD] [--train-cutoffs 3]
+        --output /opt/ml/processing/output [--cutoff YYYY-MM-DD] [--train-cutoffs 7]
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ if __name__ == "__main__" and not __package__:  # run as a file, as SageMaker do
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
+import zlib  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -57,21 +65,22 @@ from ml_code.features.definitions import (  # noqa: E402
 )
 
 SPLITS = ("train", "validation", "test")
-MIN_HISTORY_DAYS = 7
+TRAIN_CUTOFFS = 7
+VALIDATION_BUCKETS = 10
 
 
 @dataclass(frozen=True)
 class SplitPlan:
-    """Cut-offs of each split; each label window ends on or before the next split's cut-off."""
+    """Cut-offs of the splits; every training label window ends on or before the test cut-off."""
 
     train_cutoffs: tuple[dt.date, ...]
-    validation_cutoff: dt.date
     test_cutoff: dt.date
 
     def to_json(self) -> dict[str, list[str] | str]:
         return {
             "train_cutoffs": [d.isoformat() for d in self.train_cutoffs],
-            "validation_cutoff": self.validation_cutoff.isoformat(),
+            "validation": f"customers with crc32(customer_id) % {VALIDATION_BUCKETS} == 0 at "
+            "the train cut-offs",
             "test_cutoff": self.test_cutoff.isoformat(),
         }
 
@@ -80,7 +89,7 @@ def plan_splits(
     first_date: dt.date,
     last_date: dt.date,
     cutoff: dt.date | None = None,
-    n_train_cutoffs: int = 3,
+    n_train_cutoffs: int = TRAIN_CUTOFFS,
 ) -> SplitPlan:
     """Cut-offs ending at ``cutoff`` (default: the last one whose label window is complete)."""
     horizon = dt.timedelta(days=LABEL_HORIZON_DAYS)
@@ -91,17 +100,25 @@ def plan_splits(
             f"cutoff {test} leaves an incomplete {LABEL_HORIZON_DAYS}-day label window (data "
             f"ends {last_date}); use a cutoff on or before {latest}"
         )
-    validation = test - horizon
-    earliest = first_date + dt.timedelta(days=MIN_HISTORY_DAYS)
+    earliest = first_date + dt.timedelta(days=LOOKBACK_DAYS)
+    newest = test - horizon
     train = tuple(
-        c for c in (validation - horizon * (k + 1) for k in range(n_train_cutoffs)) if c >= earliest
+        c for c in (newest - dt.timedelta(days=k) for k in range(n_train_cutoffs)) if c >= earliest
     )
     if not train:
         raise ValueError(
             f"data from {first_date} to {last_date} is too short for a cutoff of {test}: need "
-            f"at least {3 * LABEL_HORIZON_DAYS + MIN_HISTORY_DAYS} days before the data ends"
+            f"{LOOKBACK_DAYS} days of history before the first training cut-off and "
+            f"{2 * LABEL_HORIZON_DAYS} days of labels after it ({LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS} "
+            "days at least)"
         )
-    return SplitPlan(tuple(sorted(train)), validation, test)
+    return SplitPlan(tuple(sorted(train)), test)
+
+
+def is_validation_customer(customer_ids: pd.Series) -> pd.Series:
+    """The validation holdout: a stable one-in-``VALIDATION_BUCKETS`` share of customers."""
+    buckets = customer_ids.astype(str).map(lambda c: zlib.crc32(c.encode()) % VALIDATION_BUCKETS)
+    return buckets == 0
 
 
 def purchase_labels(interactions: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:
@@ -130,15 +147,16 @@ def build_examples(dataset: Dataset, cutoff: dt.date, with_labels: bool = True) 
 
 
 def build_training_sets(
-    dataset: Dataset, cutoff: dt.date | None = None, n_train_cutoffs: int = 3
+    dataset: Dataset, cutoff: dt.date | None = None, n_train_cutoffs: int = TRAIN_CUTOFFS
 ) -> tuple[dict[str, pd.DataFrame], SplitPlan]:
     """Train (several stacked cut-offs), validation and test sets, and the plan that made them."""
     days = dataset.interactions["event_time"]
     plan = plan_splits(days.min().date(), days.max().date(), cutoff, n_train_cutoffs)
-    train = pd.concat([build_examples(dataset, c) for c in plan.train_cutoffs], ignore_index=True)
+    rows = pd.concat([build_examples(dataset, c) for c in plan.train_cutoffs], ignore_index=True)
+    held_out = is_validation_customer(rows["customer_id"])
     return {
-        "train": train,
-        "validation": build_examples(dataset, plan.validation_cutoff),
+        "train": rows[~held_out].reset_index(drop=True),
+        "validation": rows[held_out].reset_index(drop=True),
         "test": build_examples(dataset, plan.test_cutoff),
     }, plan
 
@@ -183,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", default="/opt/ml/processing/input/dataset")
     parser.add_argument("--output", default="/opt/ml/processing/output")
     parser.add_argument("--cutoff", type=dt.date.fromisoformat, help="test split cut-off")
-    parser.add_argument("--train-cutoffs", type=int, default=3)
+    parser.add_argument("--train-cutoffs", type=int, default=TRAIN_CUTOFFS)
     args = parser.parse_args(argv)
     dataset = load_dataset(args.input)
     if dataset.interactions.empty:

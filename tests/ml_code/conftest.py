@@ -42,8 +42,9 @@ def _no_tracking_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def small_world() -> World:
-    """400 customers, 60 items, 30 days, no scenario change: fast to validate and featurise."""
-    return generate_world(seed=3, n_customers=400, n_items=60, days=30, scenario="none")
+    """400 customers, 60 items, 42 days (the shortest history a training set can be built from),
+    no scenario change: fast to validate and featurise."""
+    return generate_world(seed=3, n_customers=400, n_items=60, days=42, scenario="none")
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from ml_code.features.definitions import (
     ID_COLUMNS,
     ITEM_FEATURES,
     LABEL_HORIZON_DAYS,
+    LOOKBACK_DAYS,
     MODEL_FEATURES,
     PAIR_FEATURES,
     feature_group_schema,
@@ -121,22 +122,32 @@ def test_labels_are_purchases_within_the_horizon_after_the_cutoff(small_world: W
     assert in_window.groupby([bought["customer_id"], bought["item_id"]]).any().all()
 
 
-def test_every_split_label_window_closes_before_the_next_split_starts() -> None:
-    plan = plan_splits(dt.date(2026, 1, 1), dt.date(2026, 3, 1), n_train_cutoffs=3)
+def test_every_training_label_window_closes_before_the_test_cutoff() -> None:
+    plan = plan_splits(dt.date(2026, 1, 1), dt.date(2026, 3, 1), n_train_cutoffs=7)
     horizon = dt.timedelta(days=LABEL_HORIZON_DAYS)
     assert plan.test_cutoff + horizon == dt.date(2026, 3, 2)
-    assert max(plan.train_cutoffs) + horizon <= plan.validation_cutoff
-    assert plan.validation_cutoff + horizon <= plan.test_cutoff
+    assert max(plan.train_cutoffs) + horizon == plan.test_cutoff  # the newest labels train
+    assert len(plan.train_cutoffs) == 7
     with pytest.raises(ValueError, match="incomplete"):
         plan_splits(dt.date(2026, 1, 1), dt.date(2026, 3, 1), cutoff=dt.date(2026, 2, 27))
+
+
+def test_every_training_cutoff_has_a_full_lookback() -> None:
+    first = dt.date(2026, 1, 1)
+    plan = plan_splits(first, first + dt.timedelta(days=LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS))
+    assert min(plan.train_cutoffs) >= first + dt.timedelta(days=LOOKBACK_DAYS)
+    with pytest.raises(ValueError, match="too short"):
+        plan_splits(first, first + dt.timedelta(days=LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS - 2))
 
 
 def test_built_splits_have_no_label_leakage(trained_default) -> None:
     splits, plan = trained_default.splits, trained_default.plan
     times = {name: pd.to_datetime(df[EVENT_TIME_COLUMN]) for name, df in splits.items()}
     horizon = pd.Timedelta(days=LABEL_HORIZON_DAYS)
-    assert times["train"].max() + horizon <= times["validation"].min()
+    assert times["train"].max() + horizon <= times["test"].min()
     assert times["validation"].max() + horizon <= times["test"].min()
     assert sorted(times["train"].dt.date.unique()) == list(plan.train_cutoffs)
+    # validation holds other customers than training, so its figures are out-of-sample
+    assert not set(splits["validation"]["customer_id"]) & set(splits["train"]["customer_id"])
     for df in splits.values():
         assert 0.005 < df["label"].mean() < 0.2

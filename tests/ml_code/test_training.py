@@ -129,23 +129,23 @@ def test_hyperparameters_arrive_as_sagemaker_style_arguments(monkeypatch) -> Non
 
 
 SHIFT_DAY = 42
-POST_CUTOFF = SHIFT_DAY + 14  # retrain on the first post-shift week, test on the third
+POST_CUTOFF = SHIFT_DAY + 14  # training labels from the shift on, tested on the third week
 
 
 @pytest.fixture(scope="module")
 def shifted_world():
     scenario = get_scenario("preference-shift", shift_day=SHIFT_DAY)
-    return generate_world(days=POST_CUTOFF + 7, scenario=scenario)
+    return generate_world(n_customers=600, days=POST_CUTOFF + 7, scenario=scenario)
 
 
 def test_preference_shift_hurts_the_old_model_and_retraining_recovers(shifted_world) -> None:
     dataset = shifted_world.dataset()
     day = lambda n: shifted_world.start_date + dt.timedelta(days=n)  # noqa: E731
     hp = Hyperparameters()
-    before, _ = build_training_sets(dataset, cutoff=day(SHIFT_DAY - 7), n_train_cutoffs=2)
+    before, _ = build_training_sets(dataset, cutoff=day(SHIFT_DAY - 7))
     old = fit(before["train"], hp)
-    after, plan = build_training_sets(dataset, cutoff=day(POST_CUTOFF), n_train_cutoffs=1)
-    assert min(plan.train_cutoffs) >= shifted_world.shift_date  # labels all after the shift
+    after, plan = build_training_sets(dataset, cutoff=day(POST_CUTOFF))
+    assert max(plan.train_cutoffs) >= shifted_world.shift_date  # it learns from new labels
     new = fit(after["train"], hp)
 
     def ndcg(model, rows, segment: str | None = None) -> float:
@@ -153,12 +153,13 @@ def test_preference_shift_hurts_the_old_model_and_retraining_recovers(shifted_wo
             rows = rows[rows["segment"] == segment]
         return ndcg_at_k(rows["customer_id"], predict_scores(model, rows), rows["label"])
 
-    # The shifted segment's ranking degrades and a retrain on one week of post-shift labels
-    # wins part of it back; across the whole population the drop is diluted.
+    # The old model degrades once customers change; a retrain on the two weeks after the shift
+    # beats it on the same rows and brings the shifted segment back to its pre-shift level
+    # (features alone cannot: no feature holds a customer's price sensitivity).
     shifted = shifted_world.scenario.shift_segment
-    assert ndcg(old, after["test"]) < ndcg(old, before["test"]) - 0.02
-    assert ndcg(old, after["test"], shifted) < ndcg(old, before["test"], shifted) - 0.03
-    assert ndcg(new, after["test"], shifted) > ndcg(old, after["test"], shifted) + 0.015
+    assert ndcg(old, after["test"]) < ndcg(old, before["test"]) - 0.05
+    assert ndcg(new, after["test"]) > ndcg(old, after["test"]) + 0.03
+    assert ndcg(new, after["test"], shifted) > ndcg(old, before["test"], shifted) - 0.02
 
 
 def test_the_champion_is_scored_on_the_same_test_rows_as_the_new_model(trained_default):
