@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--no-bad-batch", help="Every daily batch is clean.")
         ] = False,
         history_days: Annotated[
-            int, typer.Option("--history-days", min=28, help="Days of history before the run.")
+            int, typer.Option("--history-days", min=42, help="Days of history before the run.")
         ] = DEFAULT_HISTORY_DAYS,
         requests_per_day: Annotated[
             int, typer.Option("--requests-per-day", min=1, help="Ranking requests a day.")

@@ -144,9 +144,9 @@ def print_summary(record: RunRecord, console: Console) -> None:
 
 def _days_table(record: RunRecord) -> Table:
     table = Table(title="Simulated days")
-    for column in ("day", "date", "requests", "batch", "serving", "measured traffic of"):
+    for column in ("day", "date", "requests", "batch", "serving", "max PSI (last 7 days)"):
         table.add_column(column)
-    for column in ("max PSI", "NDCG@10", "alarms in ALARM"):
+    for column in ("labels of", "NDCG@10", "alarms in ALARM"):
         table.add_column(column)
     for day in record.days:
         firing = [name.rsplit("-", 1)[-1] for name, s in day.alarms.items() if s == "ALARM"]
@@ -156,8 +156,8 @@ def _days_table(record: RunRecord) -> Table:
             str(day.requests),
             day.batch,
             f"v{day.serving_version}" if day.serving_version else "-",
-            day.monitored_day or "-",
             _fmt(day.drift_max_psi),
+            day.monitored_day or "-",
             _fmt(day.ndcg_at_10),
             ", ".join(firing) or "-",
         )
@@ -263,9 +263,7 @@ def render_html(record: RunRecord) -> str:
 def _drift_series(record: RunRecord) -> dict[str, list[tuple[dt.date, float]]]:
     series: dict[str, list[tuple[dt.date, float]]] = {}
     for day in record.days:
-        if not day.monitored_day:
-            continue
-        when = dt.date.fromisoformat(day.monitored_day)
+        when = dt.date.fromisoformat(day.date)  # drift: the week of traffic ending that day
         for feature, psi in day.drift_psi.items():
             series.setdefault(feature, []).append((when, psi))
     ranked = sorted(series, key=lambda f: -max(v for _, v in series[f]))

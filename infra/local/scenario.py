@@ -70,14 +70,14 @@ from ml_code import lineage
 from ml_code.data.dataset import Dataset, write_partition, write_reference
 from ml_code.data.generate import generate_day, generate_world, get_scenario
 from ml_code.data.validate import validate_dataset, write_report
-from ml_code.features.definitions import LABEL_HORIZON_DAYS
-from ml_code.serving.capture import capture_key
+from ml_code.features.definitions import LABEL_HORIZON_DAYS, LOOKBACK_DAYS
 
 TRAINING_TRIGGER = "initial"
 SCHEDULE_TIME_PLACEHOLDER = "<aws.scheduler.scheduled-time>"
 _PIPELINE = "aws:sagemaker/pipeline:Pipeline"
 _SCHEDULE = "aws:scheduler/schedule:Schedule"
 _NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
+MIN_HISTORY_DAYS = LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS
 _TRAFFIC_HOUR = 9
 _INGEST_HOUR = 22
 
@@ -106,6 +106,15 @@ class ScenarioSettings:
     run_dir: Path | None = None
     plan: Mapping[str, Any] | None = None
     """An already made plan of `stack` (tests); default: plan it now."""
+
+    def __post_init__(self) -> None:
+        if self.history_days < MIN_HISTORY_DAYS:
+            raise ScenarioError(
+                f"history_days = {self.history_days} is too short: the first model's training "
+                f"set needs {MIN_HISTORY_DAYS} days ({LOOKBACK_DAYS} of features before the first "
+                f"cut-off and {LABEL_HORIZON_DAYS}-day label windows for training and test); "
+                f"use --history-days {MIN_HISTORY_DAYS} or more"
+            )
 
 
 @dataclass
@@ -414,7 +423,8 @@ class LocalRun:
         labelled = traffic.labels_known_on(date)
         if labelled in self.sent:
             self._upload_ground_truth(date, labelled)
-            self._monitor(date, labelled, record)
+            record.monitored_day = labelled.isoformat()
+        self._monitor(date, record)
 
         self.clock.now = _at(date + dt.timedelta(days=1), 1)
         self.timeline.restamp(self.sagemaker, self.clock.now)
@@ -531,19 +541,10 @@ class LocalRun:
     def _ground_truth_prefix(self, today: dt.date) -> str:
         return f"{self.layout.ground_truth_uri.rstrip('/')}/{today:%Y/%m/%d}/"
 
-    def _capture_prefix(self, day: dt.date) -> str:
-        config = self.sagemaker.describe_endpoint_config(
-            EndpointConfigName=self.sagemaker.describe_endpoint(EndpointName=self._endpoint_name())[
-                "EndpointConfigName"
-            ]
-        )
-        capture = config["DataCaptureConfig"]["DestinationS3Uri"]
-        variant = config["ProductionVariants"][0]["VariantName"]
-        bucket, prefix = split_s3(capture)
-        key = capture_key(self._endpoint_name(), variant, _at(day, 0), prefix)
-        return f"s3://{bucket}/{key.rsplit('/', 2)[0]}/"
-
-    def _monitor(self, today: dt.date, labelled: dt.date, record: DayRecord) -> None:
+    def _monitor(self, today: dt.date, record: DayRecord) -> None:
+        """The day's monitoring run, as the schedule starts it: the definition's own windows
+        (drift over the last week's capture, quality over the day whose labels are complete),
+        with the ground truth that arrived today."""
         if self.layout.monitoring_pipeline is None:
             return
         window_end = _at(today + dt.timedelta(days=1), 0)
@@ -553,7 +554,6 @@ class LocalRun:
                 for name, value in self.layout.monitoring_parameters.items()
             },
             "WindowEnd": _iso(window_end),
-            "CaptureUri": self._capture_prefix(labelled),
             "GroundTruthUri": self._ground_truth_prefix(today),
         }
         started = self.sagemaker.start_pipeline_execution(
@@ -562,7 +562,6 @@ class LocalRun:
         )
         self.timeline.started(started["PipelineExecutionArn"], self.clock.now)
         results = self._run_pending(day=record.index)
-        record.monitored_day = labelled.isoformat()
         for result in results:
             if result.pipeline_name == self.layout.monitoring_pipeline:
                 self._read_monitoring(result, record)

@@ -10,8 +10,16 @@ metrics only in the monitoring namespace.
 Parameters let a run look at another window or baseline: `CaptureUri` (default: everything the
 endpoint captured, which the capture bucket keeps for its retention period), `GroundTruthUri`,
 `BaselineUri` (default: the newest registered version's baseline, which the training pipeline
-publishes; the file must be named `baseline.json`), `DriftThreshold` and `WindowEnd` (the
-schedule's time, ISO-8601; `now` means when the job runs).
+publishes; the file must be named `baseline.json`), `DriftThreshold`, `WindowEnd` (the
+schedule's time, ISO-8601; `now` means when the job runs) and `DriftWindowDays`.
+
+Drift compares the requests captured in the `DriftWindowDays` (default 7) before `WindowEnd`
+with the baseline: a whole week, so weekday and weekend customers weigh as they do in the
+training data, and enough customers that sampling noise stays well below the threshold at
+modest traffic. Quality scores the day of requests captured `LabelDelayDays` before
+`WindowEnd` (default: the label horizon less one day, when the purchases that label a day's
+requests are all known), joined with the ground truth under `GroundTruthUri`: the two steps
+look at different days on purpose, as SageMaker's model-quality monitor offsets its window.
 
 The jobs are network-isolated like every other job: they cannot reach CloudWatch. Each report
 carries its `PutMetricData` request, stamped with `WindowEnd`, and
@@ -26,6 +34,7 @@ from typing import Any
 
 from infra.pipelines import jobs
 from infra.pipelines.sdk import offline_sdk, pipeline_session
+from ml_code.features.definitions import LABEL_HORIZON_DAYS
 
 STEP_DRIFT = "FeatureDrift"
 STEP_QUALITY = "ModelQuality"
@@ -36,6 +45,9 @@ PARAM_GROUND_TRUTH = "GroundTruthUri"
 PARAM_BASELINE = "BaselineUri"
 PARAM_DRIFT_THRESHOLD = "DriftThreshold"
 PARAM_WINDOW_END = "WindowEnd"
+PARAM_DRIFT_WINDOW_DAYS = "DriftWindowDays"
+PARAM_LABEL_DELAY_DAYS = "LabelDelayDays"
+DRIFT_WINDOW_DAYS = 7
 BASELINE_FILE = "baseline.json"
 
 _IN = f"{jobs.PROCESSING_ROOT}/input"
@@ -95,7 +107,11 @@ def build_monitoring_definition(spec: MonitoringPipelineSpec) -> str:
     )
     spec = replace(spec, settings=settings)
     with offline_sdk(spec.region):
-        from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString
+        from sagemaker.core.workflow.parameters import (
+            ParameterFloat,
+            ParameterInteger,
+            ParameterString,
+        )
         from sagemaker.mlops.workflow.pipeline import Pipeline
 
         session = pipeline_session(spec.region)
@@ -114,6 +130,12 @@ def build_monitoring_definition(spec: MonitoringPipelineSpec) -> str:
                 PARAM_DRIFT_THRESHOLD, default_value=spec.drift_threshold
             ),
             PARAM_WINDOW_END: ParameterString(PARAM_WINDOW_END, default_value="now"),
+            PARAM_DRIFT_WINDOW_DAYS: ParameterInteger(
+                PARAM_DRIFT_WINDOW_DAYS, default_value=DRIFT_WINDOW_DAYS
+            ),
+            PARAM_LABEL_DELAY_DAYS: ParameterInteger(
+                PARAM_LABEL_DELAY_DAYS, default_value=LABEL_HORIZON_DAYS - 1
+            ),
         }
         pipeline = Pipeline(
             name=f"{paths.model_name}-monitoring",
@@ -166,13 +188,16 @@ def _drift_step(session: Any, spec: MonitoringPipelineSpec, params: dict[str, An
             f"{_OUT}/drift",
             "--threshold",
             params[PARAM_DRIFT_THRESHOLD].to_string(),
+            "--window-days",
+            params[PARAM_DRIFT_WINDOW_DAYS].to_string(),
             *_identity(spec, params),
         ),
     )
     return ProcessingStep(
         STEP_DRIFT,
         step_args=step_args,
-        description="PSI of each model feature against the training baseline.",
+        description="PSI of each model feature, over the last DriftWindowDays of traffic, "
+        "against the training baseline.",
     )
 
 
@@ -194,6 +219,8 @@ def _quality_step(session: Any, spec: MonitoringPipelineSpec, params: dict[str, 
             f"{_IN}/ground-truth",
             "--output",
             f"{_OUT}/quality",
+            "--label-delay-days",
+            params[PARAM_LABEL_DELAY_DAYS].to_string(),
             *_identity(spec, params),
         ),
     )

@@ -315,9 +315,7 @@ def generate_day(world: World, day: dt.date) -> pd.DataFrame:
 
     rel_price = np.log(prices[item] / base[cat])
     p_cart = (
-        _CART_RATE
-        * (0.3 + 2.5 * prefs[cust, cat])
-        * np.exp(-0.8 * sensitivity[cust] * rel_price)
+        _CART_RATE * (0.3 + 2.5 * prefs[cust, cat]) * np.exp(-0.8 * sensitivity[cust] * rel_price)
     )
     carted = rng.random(len(cust)) < np.clip(p_cart, 0, 0.9)
     bought = carted & (rng.random(len(cust)) < _PURCHASE_GIVEN_CART)

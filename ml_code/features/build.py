@@ -109,8 +109,8 @@ def plan_splits(
         raise ValueError(
             f"data from {first_date} to {last_date} is too short for a cutoff of {test}: need "
             f"{LOOKBACK_DAYS} days of history before the first training cut-off and "
-            f"{2 * LABEL_HORIZON_DAYS} days of labels after it ({LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS} "
-            "days at least)"
+            f"{2 * LABEL_HORIZON_DAYS} days of labels after it "
+            f"({LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS} days at least)"
         )
     return SplitPlan(tuple(sorted(train)), test)
 

@@ -24,8 +24,12 @@ Metric                     Dimensions                 Value
 ``feature_drift_psi``      Endpoint, Model, Feature   PSI of that feature
 =========================  =========================  ==================================
 
+The window is the requests captured in the ``--window-days`` before ``--window-end`` (by their
+inference time; default: everything under ``--capture``).
+
 Run: ``python -m ml_code.monitoring.drift --baseline PATH --capture DIR --output DIR
-[--threshold 0.2] [--endpoint NAME --model NAME] [--publish]``; writes ``DIR/drift_report.json``.
+[--threshold 0.2] [--window-days 7] [--window-end ISO] [--endpoint NAME --model NAME]
+[--publish]``; writes ``DIR/drift_report.json``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ if __name__ == "__main__" and not __package__:  # run as a file, as SageMaker do
 import argparse  # noqa: E402
 import json  # noqa: E402
 from collections.abc import Iterable, Mapping  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -232,24 +236,31 @@ def run(
     model: str | None = None,
     publish_metrics: bool = False,
     window_end: datetime | None = None,
+    window_days: float | None = None,
     chunk_rows: int = 50_000,
     cloudwatch: Any = None,
 ) -> dict[str, Any]:
     """The processing job: read, compare, write ``drift_report.json``, optionally publish."""
     if publish_metrics and not (endpoint and model):
         raise ValueError("--publish needs --endpoint and --model (the metric dimensions)")
+    if window_days is not None and window_days <= 0:
+        raise ValueError(f"--window-days must be positive, got {window_days}")
     baseline = read_baseline(baseline_path)
+    window_end = window_end or datetime.now(UTC)
+    window = None
+    if window_days is not None:
+        window = (window_end - timedelta(days=window_days), window_end)
     stats = ReadStats()
     accumulator = DriftAccumulator(baseline)
-    for chunk in iter_feature_chunks(capture_dir, stats, chunk_rows):
+    for chunk in iter_feature_chunks(capture_dir, stats, chunk_rows, window=window):
         accumulator.update(chunk)
     report = {
         "endpoint": endpoint,
         "model": model,
         **drift_report(accumulator, threshold, stats.as_dict()),
     }
-    window_end = window_end or datetime.now(UTC)
     report["window_end"] = window_end.isoformat()
+    report["window_days"] = window_days
     if endpoint and model:
         report["cloudwatch"] = cloudwatch_request(
             drift_datums(report), endpoint=endpoint, model=model, timestamp=window_end
@@ -276,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         default="now",
         help="ISO time the window ends, or now (the default); stamps metrics",
     )
+    parser.add_argument(
+        "--window-days",
+        type=float,
+        help="only requests captured in these days before --window-end (default: all)",
+    )
     args = parser.parse_args(argv)
     report = run(
         args.baseline,
@@ -286,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         model=args.model,
         publish_metrics=args.publish,
         window_end=parse_window_end(args.window_end),
+        window_days=args.window_days,
     )
     print(json.dumps({k: report[k] for k in ("rows", "max_psi", "drifted_features")}))
     return 0

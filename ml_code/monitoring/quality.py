@@ -30,8 +30,14 @@ Metric                     Dimensions           Value
 ``ground_truth_coverage``  Endpoint, Model      share of captured inferences labelled
 =========================  ===================  ==========================================
 
+Labels arrive a label horizon after the traffic they are about, so the window is offset, as
+SageMaker's model-quality monitor offsets it: with ``--label-delay-days D`` the job scores the
+requests captured from ``--window-end`` minus D + 1 days to ``--window-end`` minus D days
+(default: every captured request), and coverage counts only those.
+
 Run: ``python -m ml_code.monitoring.quality --capture DIR --ground-truth DIR --output DIR
-[--endpoint NAME --model NAME --publish]``; writes ``DIR/quality_report.json``.
+[--window-end ISO] [--label-delay-days 6] [--endpoint NAME --model NAME --publish]``; writes
+``DIR/quality_report.json``.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ import json  # noqa: E402
 import math  # noqa: E402
 from collections.abc import Iterable, Mapping  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -214,17 +220,26 @@ def run(
     model: str | None = None,
     publish_metrics: bool = False,
     window_end: datetime | None = None,
+    label_delay_days: float | None = None,
     cloudwatch: Any = None,
 ) -> dict[str, Any]:
     """The processing job: join, score, write ``quality_report.json``, optionally publish."""
     if publish_metrics and not (endpoint and model):
         raise ValueError("--publish needs --endpoint and --model (the metric dimensions)")
+    if label_delay_days is not None and label_delay_days < 0:
+        raise ValueError(f"--label-delay-days must not be negative, got {label_delay_days}")
+    window_end = window_end or datetime.now(UTC)
+    window = None
+    if label_delay_days is not None:
+        end = window_end - timedelta(days=label_delay_days)
+        window = (end - timedelta(days=1), end)
     truth_stats, capture_stats = ReadStats(), ReadStats()
     ground_truth = load_ground_truth(ground_truth_dir, truth_stats)
+    inferences = iter_inferences(capture_dir, capture_stats, window=window)
     report = {
         "endpoint": endpoint,
         "model": model,
-        **evaluate(iter_inferences(capture_dir, capture_stats), ground_truth),
+        **evaluate(inferences, ground_truth),
         "window": capture_stats.as_dict(),
         "ground_truth": {
             "files": truth_stats.files,
@@ -233,8 +248,8 @@ def run(
             "first_skip_reason": truth_stats.first_error,
         },
     }
-    window_end = window_end or datetime.now(UTC)
     report["window_end"] = window_end.isoformat()
+    report["label_delay_days"] = label_delay_days
     if endpoint and model:
         report["cloudwatch"] = cloudwatch_request(
             quality_datums(report), endpoint=endpoint, model=model, timestamp=window_end
@@ -260,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
         default="now",
         help="ISO time the window ends, or now (the default); stamps metrics",
     )
+    parser.add_argument(
+        "--label-delay-days",
+        type=float,
+        help="score the day of requests this many days before --window-end (default: all)",
+    )
     args = parser.parse_args(argv)
     report = run(
         args.capture,
@@ -269,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         model=args.model,
         publish_metrics=args.publish,
         window_end=parse_window_end(args.window_end),
+        label_delay_days=args.label_delay_days,
     )
     keys = ("auc", f"precision_at_{RANKING_K}", f"ndcg_at_{RANKING_K}", "ground_truth_coverage")
     print(json.dumps({k: report[k] for k in keys}))

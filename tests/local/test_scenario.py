@@ -51,7 +51,7 @@ STORY = {
     "bad_batch_day": BAD_DAY,
     "customers": 300,
     "requests_per_day": 25,
-    "history_days": 35,
+    "history_days": 42,
 }
 """Seven days: the first monitoring run (labels of day 0 are complete at the end of day 6)
 and its alarm round fall on the last day."""

@@ -199,6 +199,21 @@ def test_drift_leaves_a_window_from_the_training_distribution_alone(
     assert report["window"]["start"] == START.isoformat()
 
 
+def test_drift_window_days_reads_only_the_requests_captured_in_it(
+    baseline_path: Path, windows: dict[str, Path], tmp_path: Path
+) -> None:
+    # write_window stamps request n at START + 20 n minutes: 15 requests over 4 h 40 min.
+    end = START + timedelta(hours=2)  # requests 0..5 are before it
+    report = drift.run(
+        baseline_path, windows["moved"], tmp_path, window_end=end, window_days=1 / 24
+    )
+    assert report["window"]["records"] == 3  # 60, 80 and 100 minutes after START
+    assert report["rows"] == 300
+    assert report["window"]["start"] == (START + timedelta(hours=1)).isoformat()
+    with pytest.raises(ValueError, match="window-days"):
+        drift.run(baseline_path, windows["moved"], tmp_path, window_days=0)
+
+
 def test_drift_fed_in_small_chunks_equals_one_pass(
     baseline_path: Path, windows: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -368,6 +383,31 @@ def test_quality_job_matches_hand_computed_auc_ndcg_and_precision(
     assert report["ground_truth_coverage"] == pytest.approx(0.6)
     assert report["labelled_rows"] == 4 + 3 + 3 and report["labelled_rankings"] == 2
     assert json.loads((tmp_path / "quality_report.json").read_text()) == report
+
+
+def test_quality_scores_the_day_whose_labels_are_complete(
+    labelled_window: tuple[Path, Path], tmp_path: Path
+) -> None:
+    capture, truth = labelled_window
+    # Everything was captured at START: a run six days later with a six-day label delay
+    # looks at exactly that day; a run a day later at none of it.
+    day_after = START.replace(hour=0, minute=0) + timedelta(days=1)
+    on_time = quality.run(
+        capture,
+        truth,
+        tmp_path / "a",
+        window_end=day_after + timedelta(days=6),
+        label_delay_days=6,
+    )
+    assert on_time["captured_inferences"] == 5 and on_time["ground_truth_coverage"] == 0.6
+    late = quality.run(
+        capture,
+        truth,
+        tmp_path / "b",
+        window_end=day_after + timedelta(days=7),
+        label_delay_days=6,
+    )
+    assert late["captured_inferences"] == 0 and late["ndcg_at_10"] is None
 
 
 def test_quality_reads_csv_captures(tmp_path: Path) -> None:
