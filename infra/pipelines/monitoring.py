@@ -16,7 +16,8 @@ schedule's time, ISO-8601; `now` means when the job runs) and `DriftWindowDays`.
 Drift compares the requests captured in the `DriftWindowDays` (default 7) before `WindowEnd`
 with the baseline: a whole week, so weekday and weekend customers weigh as they do in the
 training data, and enough customers that sampling noise stays well below the threshold at
-modest traffic. Quality scores the day of requests captured `LabelDelayDays` before
+modest traffic; a window of fewer than `DriftMinRequests` (default 100) publishes no drift
+metric, since the PSI of a few dozen customers is mostly sampling noise. Quality scores the day of requests captured `LabelDelayDays` before
 `WindowEnd` (default: the label horizon less one day, when the purchases that label a day's
 requests are all known), joined with the ground truth under `GroundTruthUri`: the two steps
 look at different days on purpose, as SageMaker's model-quality monitor offsets its window.
@@ -47,7 +48,9 @@ PARAM_DRIFT_THRESHOLD = "DriftThreshold"
 PARAM_WINDOW_END = "WindowEnd"
 PARAM_DRIFT_WINDOW_DAYS = "DriftWindowDays"
 PARAM_LABEL_DELAY_DAYS = "LabelDelayDays"
+PARAM_DRIFT_MIN_REQUESTS = "DriftMinRequests"
 DRIFT_WINDOW_DAYS = 7
+DRIFT_MIN_REQUESTS = 100
 BASELINE_FILE = "baseline.json"
 
 _IN = f"{jobs.PROCESSING_ROOT}/input"
@@ -136,6 +139,9 @@ def build_monitoring_definition(spec: MonitoringPipelineSpec) -> str:
             PARAM_LABEL_DELAY_DAYS: ParameterInteger(
                 PARAM_LABEL_DELAY_DAYS, default_value=LABEL_HORIZON_DAYS - 1
             ),
+            PARAM_DRIFT_MIN_REQUESTS: ParameterInteger(
+                PARAM_DRIFT_MIN_REQUESTS, default_value=DRIFT_MIN_REQUESTS
+            ),
         }
         pipeline = Pipeline(
             name=f"{paths.model_name}-monitoring",
@@ -190,6 +196,8 @@ def _drift_step(session: Any, spec: MonitoringPipelineSpec, params: dict[str, An
             params[PARAM_DRIFT_THRESHOLD].to_string(),
             "--window-days",
             params[PARAM_DRIFT_WINDOW_DAYS].to_string(),
+            "--min-requests",
+            params[PARAM_DRIFT_MIN_REQUESTS].to_string(),
             *_identity(spec, params),
         ),
     )

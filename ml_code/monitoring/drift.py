@@ -25,11 +25,14 @@ Metric                     Dimensions                 Value
 =========================  =========================  ==================================
 
 The window is the requests captured in the ``--window-days`` before ``--window-end`` (by their
-inference time; default: everything under ``--capture``).
+inference time; default: everything under ``--capture``). A window of fewer than
+``--min-requests`` requests gets a report but no metrics: the PSI of a handful of customers
+measures sampling noise (about 1 for 30 ranking requests), and an alarm on it would retrain for
+nothing. The alarm sees missing data instead.
 
 Run: ``python -m ml_code.monitoring.drift --baseline PATH --capture DIR --output DIR
-[--threshold 0.2] [--window-days 7] [--window-end ISO] [--endpoint NAME --model NAME]
-[--publish]``; writes ``DIR/drift_report.json``.
+[--threshold 0.2] [--window-days 7] [--window-end ISO] [--min-requests 100]
+[--endpoint NAME --model NAME] [--publish]``; writes ``DIR/drift_report.json``.
 """
 
 from __future__ import annotations
@@ -237,6 +240,7 @@ def run(
     publish_metrics: bool = False,
     window_end: datetime | None = None,
     window_days: float | None = None,
+    min_requests: int = 0,
     chunk_rows: int = 50_000,
     cloudwatch: Any = None,
 ) -> dict[str, Any]:
@@ -261,9 +265,11 @@ def run(
     }
     report["window_end"] = window_end.isoformat()
     report["window_days"] = window_days
+    report["too_few_requests"] = stats.records < min_requests
     if endpoint and model:
+        datums = [] if report["too_few_requests"] else drift_datums(report)
         report["cloudwatch"] = cloudwatch_request(
-            drift_datums(report), endpoint=endpoint, model=model, timestamp=window_end
+            datums, endpoint=endpoint, model=model, timestamp=window_end
         )
     if publish_metrics:
         report["published_metrics"] = put(report["cloudwatch"], cloudwatch)
@@ -292,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="only requests captured in these days before --window-end (default: all)",
     )
+    parser.add_argument(
+        "--min-requests",
+        type=int,
+        default=0,
+        help="publish no metrics for a window with fewer requests than this",
+    )
     args = parser.parse_args(argv)
     report = run(
         args.baseline,
@@ -303,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         publish_metrics=args.publish,
         window_end=parse_window_end(args.window_end),
         window_days=args.window_days,
+        min_requests=args.min_requests,
     )
     print(json.dumps({k: report[k] for k in ("rows", "max_psi", "drifted_features")}))
     return 0

@@ -214,6 +214,17 @@ def test_drift_window_days_reads_only_the_requests_captured_in_it(
         drift.run(baseline_path, windows["moved"], tmp_path, window_days=0)
 
 
+def test_drift_of_too_few_requests_is_reported_but_not_published(
+    baseline_path: Path, windows: dict[str, Path], tmp_path: Path
+) -> None:
+    common = {"endpoint": "recs-dev", "model": "recs"}
+    small = drift.run(baseline_path, windows["moved"], tmp_path, min_requests=16, **common)
+    assert small["too_few_requests"] and small["drifted_features"] == sorted(SHIFTED)
+    assert small["cloudwatch"]["MetricData"] == []
+    enough = drift.run(baseline_path, windows["moved"], tmp_path, min_requests=15, **common)
+    assert not enough["too_few_requests"] and enough["cloudwatch"]["MetricData"]
+
+
 def test_drift_fed_in_small_chunks_equals_one_pass(
     baseline_path: Path, windows: dict[str, Path], tmp_path: Path
 ) -> None:
