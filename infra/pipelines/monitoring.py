@@ -11,16 +11,19 @@ Parameters let a run look at another window or baseline: `CaptureUri` (default: 
 endpoint captured, which the capture bucket keeps for its retention period), `GroundTruthUri`,
 `BaselineUri` (default: the newest registered version's baseline, which the training pipeline
 publishes; the file must be named `baseline.json`), `DriftThreshold`, `WindowEnd` (the
-schedule's time, ISO-8601; `now` means when the job runs) and `DriftWindowDays`.
+schedule's time, ISO-8601; `now` means when the job runs), `DriftWindowDays`,
+`DriftMinRequests` and `LabelDelayDays`.
 
 Drift compares the requests captured in the `DriftWindowDays` (default 7) before `WindowEnd`
 with the baseline: a whole week, so weekday and weekend customers weigh as they do in the
 training data, and enough customers that sampling noise stays well below the threshold at
-modest traffic; a window of fewer than `DriftMinRequests` (default 100) publishes no drift
-metric, since the PSI of a few dozen customers is mostly sampling noise. Quality scores the day of requests captured `LabelDelayDays` before
-`WindowEnd` (default: the label horizon less one day, when the purchases that label a day's
-requests are all known), joined with the ground truth under `GroundTruthUri`: the two steps
-look at different days on purpose, as SageMaker's model-quality monitor offsets its window.
+modest traffic. A window of fewer than `DriftMinRequests` (default 100) publishes no drift
+metric: the PSI of a few dozen customers is mostly sampling noise.
+
+Quality scores the day of requests captured `LabelDelayDays` before `WindowEnd` (default: the
+label horizon less one day, when the purchases that label a day's requests are all known),
+joined with the ground truth under `GroundTruthUri`. The two steps look at different days on
+purpose, as SageMaker's model-quality monitor offsets its window.
 
 The jobs are network-isolated like every other job: they cannot reach CloudWatch. Each report
 carries its `PutMetricData` request, stamped with `WindowEnd`, and
