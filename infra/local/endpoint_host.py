@@ -6,12 +6,18 @@ and serves `GET /ping` and `POST /invocations` with the kit's inference handler,
 capture where the configuration says. When the deploy handler points an endpoint at a new
 configuration, the host loads the new model fully before it switches traffic (blue/green): a
 model that fails to load never takes traffic, and the old one keeps serving.
+
+Like SageMaker, the host publishes each endpoint variant's `AWS/SageMaker` metrics to the
+emulator's CloudWatch, stamped with the (simulated) time of the request: `Invocations`,
+`Invocation4XXErrors`, `Invocation5XXErrors` (per request, summed by CloudWatch) and
+`ModelLatency` in microseconds, so the plan's invocation, error and latency alarms see traffic.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +67,49 @@ class SampledCapture:
         self.inner.close()
 
 
+SAGEMAKER_NAMESPACE = "AWS/SageMaker"
+
+
+class EndpointMetrics:
+    """Per-request `AWS/SageMaker` datapoints of one endpoint variant, sent on `flush()`."""
+
+    def __init__(self, cloudwatch: Any, endpoint: str, variant: str) -> None:
+        self.cloudwatch = cloudwatch
+        self.dimensions = [
+            {"Name": "EndpointName", "Value": endpoint},
+            {"Name": "VariantName", "Value": variant},
+        ]
+        self.pending: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def record(self, when: datetime, status: int, seconds: float) -> None:
+        def datum(name: str, value: float, unit: str) -> dict[str, Any]:
+            return {
+                "MetricName": name,
+                "Dimensions": self.dimensions,
+                "Timestamp": when,
+                "Value": value,
+                "Unit": unit,
+            }
+
+        data = [
+            datum("Invocations", 1, "Count"),
+            datum("Invocation4XXErrors", float(400 <= status < 500), "Count"),
+            datum("Invocation5XXErrors", float(status >= 500), "Count"),
+            datum("ModelLatency", round(seconds * 1e6), "Microseconds"),
+        ]
+        with self.lock:
+            self.pending.extend(data)
+
+    def flush(self) -> None:
+        with self.lock:
+            data, self.pending = self.pending, []
+        for start in range(0, len(data), 1000):
+            self.cloudwatch.put_metric_data(
+                Namespace=SAGEMAKER_NAMESPACE, MetricData=data[start : start + 1000]
+            )
+
+
 class _Slot:
     """The WSGI app a server calls; the app inside is swapped atomically on a switch.
 
@@ -69,13 +118,30 @@ class _Slot:
     25 ms ranking take 330 ms on two cores. (A SageMaker instance has its cores to itself.)
     """
 
-    def __init__(self, app: InferenceApp) -> None:
+    def __init__(
+        self, app: InferenceApp, metrics: EndpointMetrics, clock: Callable[[], datetime]
+    ) -> None:
         self.app = app
+        self.metrics = metrics
+        self.clock = clock
         self._threads = ThreadpoolController()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        with self._threads.limit(limits=1, user_api="openmp"):
+        if environ.get("PATH_INFO") != "/invocations":
             return self.app(environ, start_response)
+        status: list[int] = []
+
+        def recording(line: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            status.append(int(line.split(" ", 1)[0]))
+            return start_response(line, headers, *rest)
+
+        started = time.perf_counter()
+        with self._threads.limit(limits=1, user_api="openmp"):
+            body = self.app(environ, recording)
+        self.metrics.record(
+            self.clock(), status[0] if status else 500, time.perf_counter() - started
+        )
+        return body
 
 
 @dataclass
@@ -92,6 +158,7 @@ class EndpointHost:
         self,
         sagemaker: Any,
         s3: Any,
+        cloudwatch: Any,
         workdir: Path,
         *,
         clock: Callable[[], datetime],
@@ -102,6 +169,7 @@ class EndpointHost:
         `flush()` writes what is buffered."""
         self.sagemaker = sagemaker
         self.s3 = s3
+        self.cloudwatch = cloudwatch
         self.workdir = workdir
         self.clock = clock
         self.capture_batch = capture_batch
@@ -128,10 +196,11 @@ class EndpointHost:
         return changes
 
     def flush(self) -> None:
-        """Write every endpoint's buffered capture records."""
+        """Write every endpoint's buffered capture records and metrics."""
         for served in self.served.values():
             if served.capture is not None:
                 served.capture.flush()
+            served.slot.metrics.flush()
 
     def close(self) -> None:
         for served in self.served.values():
@@ -158,7 +227,8 @@ class EndpointHost:
             return Switch(endpoint, previous, config_name, url, False, str(app.load_error))
         served = self.served.get(endpoint)
         if served is None:
-            slot = _Slot(app)
+            metrics = EndpointMetrics(self.cloudwatch, endpoint, variant["VariantName"])
+            slot = _Slot(app, metrics, self.clock)
             server = serve(slot, "127.0.0.1", 0)  # type: ignore[arg-type]
             thread = threading.Thread(target=server.serve_forever, daemon=True)
             thread.start()
