@@ -42,6 +42,9 @@ class RetrainingTriggerArgs:
     alarm_names: list[pulumi.Input[str]]
     schedule_expression: str = "rate(7 days)"
     cooldown_minutes: int = 360
+    min_new_label_days: int = 7
+    """A run needs this many days of labels the serving model has not learnt from (see
+    `ml_code.handlers.retrain`); 0 turns the check off."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -67,6 +70,7 @@ class RetrainingTrigger(pulumi.ComponentResource):
                     "PIPELINE_NAME": args.pipeline_name,
                     "MODEL_PACKAGE_GROUP": args.model_package_group_name,
                     "COOLDOWN_MINUTES": str(args.cooldown_minutes),
+                    "MIN_NEW_LABEL_DAYS": str(args.min_new_label_days),
                 },
                 tags={**args.tags, "Model": args.model_name},
             ),
@@ -91,8 +95,14 @@ class RetrainingTrigger(pulumi.ComponentResource):
                 description=f"{args.model_name}: scheduled retrain",
                 schedule_expression=args.schedule_expression,
             )
-            constant = json.dumps({"source": "schedule", "model": args.model_name})
-            self._invoke(name, "schedule", self.schedule_rule, self.schedule_rule_arn, constant)
+            # The handler's cooldown is measured in event time, as for alarms: the scheduled
+            # event's `time` goes with the constant fields.
+            template = json.dumps({"source": "schedule", "model": args.model_name})
+            transformer = aws.cloudwatch.EventTargetInputTransformerArgs(
+                input_paths={"time": "$.time"},
+                input_template=template[:-1] + ', "time": <time>}',
+            )
+            self._invoke(name, "schedule", self.schedule_rule, self.schedule_rule_arn, transformer)
 
         self.register_outputs(
             {
@@ -123,7 +133,7 @@ class RetrainingTrigger(pulumi.ComponentResource):
         role: str,
         rule: aws.cloudwatch.EventRule,
         rule_arn: pulumi.Output[str],
-        constant_input: str | None,
+        input_transformer: aws.cloudwatch.EventTargetInputTransformerArgs | None,
     ) -> None:
         """EventBridge may invoke the handler from this rule only."""
         permission = aws.lambda_.Permission(
@@ -139,7 +149,7 @@ class RetrainingTrigger(pulumi.ComponentResource):
             f"{name}-{role}-target",
             rule=rule.name,
             arn=self.handler.function_arn,
-            input=constant_input,
+            input_transformer=input_transformer,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
         )
 
@@ -191,6 +201,11 @@ def _check(name: str, args: RetrainingTriggerArgs) -> None:
             f"RetrainingTrigger '{name}': schedule_expression '{args.schedule_expression}' is "
             "not an EventBridge schedule; use 'rate(7 days)', 'cron(0 3 ? * MON *)', or '' for "
             "no scheduled retrain."
+        )
+    if args.min_new_label_days < 0:
+        raise ValueError(
+            f"RetrainingTrigger '{name}': min_new_label_days is {args.min_new_label_days}; use 0 "
+            "to start runs whatever the champion has seen."
         )
     if args.cooldown_minutes < 0:
         raise ValueError(

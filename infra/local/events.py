@@ -138,8 +138,30 @@ def _payload(target: Mapping[str, Any], event: Mapping[str, Any]) -> Any:
     if "InputPath" in target:
         return _input_path(target["InputPath"], event)
     if "InputTransformer" in target:
-        raise ValueError(f"target {target['Id']}: InputTransformer is not applied locally")
+        return transform_input(target["InputTransformer"], event)
     return dict(event)
+
+
+def transform_input(transformer: Mapping[str, Any], event: Mapping[str, Any]) -> Any:
+    """EventBridge's input transformer: each `<name>` of the template becomes the value at its
+    path, as JSON, or as text when the placeholder is a whole JSON string (`"<name>"`)."""
+    values = {
+        name: _input_path(path, event)
+        for name, path in (transformer.get("InputPathsMap") or {}).items()
+    }
+    template = transformer["InputTemplate"]
+
+    def fill(match: re.Match[str]) -> str:
+        value = values.get(match["name"])
+        if match["quoted"]:
+            return '"' + ("" if value is None else str(value)) + '"'
+        return json.dumps(value)
+
+    text = re.sub(r'(?P<quoted>")?<(?P<name>[\w.-]+)>(?(quoted)")', fill, template)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def _input_path(path: str, event: Mapping[str, Any]) -> Any:

@@ -726,12 +726,19 @@ def _create_target(ctx: _Context, resource: dict[str, Any], inputs: dict[str, An
     target_id = str(inputs.get("targetId") or resource["name"])[:64]
     retry = inputs.get("retryPolicy") or {}
     dead_letter = inputs.get("deadLetterConfig") or {}
+    transformer = inputs.get("inputTransformer") or {}
     target = _drop_none(
         {
             "Id": target_id,
             "Arn": _require(ctx, resource, inputs, "arn"),
             "Input": inputs.get("input"),
             "InputPath": inputs.get("inputPath"),
+            "InputTransformer": _drop_none(
+                {
+                    "InputPathsMap": transformer.get("inputPaths"),
+                    "InputTemplate": transformer.get("inputTemplate"),
+                }
+            ),
             "RoleArn": inputs.get("roleArn"),
             "RetryPolicy": _drop_none(
                 {

@@ -9,6 +9,7 @@ import pulumi
 import pytest
 
 from infra.components.retraining_trigger import RetrainingTrigger, RetrainingTriggerArgs
+from infra.local.events import transform_input
 from infra.plan.engine import Capture, Resource
 from tests.infra.platform import ACCOUNT, platform_refs
 from tests.infra.resolved import resolved
@@ -99,12 +100,20 @@ def test_lambda_permission_lets_only_eventbridge_invoke_and_only_from_its_rule(c
     assert permission.inputs["function"] == "mlops-dev-recsys-retraining-handler"
 
 
-def test_schedule_rule_invokes_the_same_handler_with_a_constant_schedule_input(capture):
+def test_schedule_rule_invokes_the_same_handler_with_the_schedule_source_and_event_time(capture):
     rule = _rule(capture, "schedule")
     assert rule.inputs["scheduleExpression"] == "rate(7 days)"
     target = _target_of(capture, rule)
     assert target.inputs["arn"] == FUNCTION_ARN
-    assert json.loads(target.inputs["input"]) == {"source": "schedule", "model": "recsys"}
+    transformer = target.inputs["inputTransformer"]
+    assert transformer["inputPaths"] == {"time": "$.time"}
+    # what EventBridge sends for a scheduled event, as the local router renders it
+    scheduled = {"source": "aws.events", "time": "2026-12-03T01:00:00Z", "detail": {}}
+    sent = transform_input(
+        {"InputPathsMap": transformer["inputPaths"], "InputTemplate": transformer["inputTemplate"]},
+        scheduled,
+    )
+    assert sent == {"source": "schedule", "model": "recsys", "time": "2026-12-03T01:00:00Z"}
 
 
 def test_no_schedule_rule_when_the_expression_is_empty():
@@ -149,6 +158,7 @@ def test_handler_is_configured_with_pipeline_group_and_cooldown(capture):
         "PIPELINE_NAME": "mlops-dev-recsys-training",
         "MODEL_PACKAGE_GROUP": "mlops-dev-recsys",
         "COOLDOWN_MINUTES": "120",
+        "MIN_NEW_LABEL_DAYS": "7",
     }
 
 
@@ -166,6 +176,7 @@ def test_outputs_name_the_rules_and_the_function(capture):
         ({"alarm_names": []}, "alarm_names is empty"),
         ({"schedule_expression": "weekly"}, "'weekly' is not an EventBridge schedule"),
         ({"cooldown_minutes": -1}, "cooldown_minutes is -1"),
+        ({"min_new_label_days": -2}, "min_new_label_days is -2"),
         ({"model_name": "m" * 40}, "longer than EventBridge's 64 characters"),
     ],
 )
