@@ -67,6 +67,8 @@ FIXED_PARAMETERS = (
 EVALUATION_FILE = "evaluation.json"
 EVALUATION_PROPERTY_FILE = "Evaluation"
 NDCG_PATH = "ranking_metrics.ndcg_at_10.value"
+LABELS_THROUGH_METADATA_KEY = "labels_through"
+"""Model package metadata: the last day of customer behaviour the model learnt from."""
 CHAMPION_NDCG_PATH = "champion.ndcg_at_10.value"
 NO_CHAMPION = "champion-none/"
 """Under the model's artifacts prefix: a placeholder object and no model, the default champion."""
@@ -561,6 +563,7 @@ def _register_step(
             "quality_floor": Join(on="", values=[params[PARAM_QUALITY_FLOOR]]),
             "champion_ndcg_at_10": metric(CHAMPION_NDCG_PATH),
             "dataset_version": params[PARAM_DATASET_VERSION],
+            LABELS_THROUGH_METADATA_KEY: metric("evaluation.labels_through"),
             "code_hash": spec.code_hash,
             "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
         },

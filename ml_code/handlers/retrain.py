@@ -6,13 +6,22 @@ of the pipeline is Executing or Stopping and none started within the cooldown; a
 duplicates that both pass that check collapse on a `ClientRequestToken` derived from the
 pipeline and the event-time bucket (one bucket per cooldown window).
 
+A retrain learns only from labelled behaviour the champion has not seen: the champion's
+package records the last day its labels covered (`labels_through`), and a retrain started on
+day E has labels up to the day before. With fewer than `MIN_NEW_LABEL_DAYS` such days, no run
+is started: it would train on nearly the champion's own data and could not beat it. Alarms
+raised early in a change (drift shows in features days before purchases are labelled) then
+leave the champion serving until there is something new to learn; the alarm stays in ALARM and
+the next alarm or schedule starts the run.
+
 The new run receives why it was started (`TriggerReason`) and the model it must beat
 (`ChampionModelUri`: the latest Approved package's model artifact). The pipeline scores that
 champion on the same held-out rows as the new model; with no approved model yet the parameter
 is left out and the pipeline's default (no champion) applies.
 
 Configuration comes from the environment: `PIPELINE_NAME`, `MODEL_PACKAGE_GROUP`,
-`COOLDOWN_MINUTES` (default 360). `AWS_ENDPOINT_URL` points the client at an emulator.
+`COOLDOWN_MINUTES` (default 360), `MIN_NEW_LABEL_DAYS` (default 0: no such check).
+`AWS_ENDPOINT_URL` points the client at an emulator.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -36,6 +45,7 @@ DEFAULT_COOLDOWN_MINUTES = 360
 ACTIVE_LOOKBACK = timedelta(days=30)
 """Executions older than this are not listed; SageMaker stops pipeline executions long before."""
 MAX_PARAMETER_LENGTH = 1024
+LABELS_THROUGH_KEY = "labels_through"
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,7 @@ class RetrainConfig:
     pipeline_name: str
     model_package_group: str
     cooldown_minutes: int = DEFAULT_COOLDOWN_MINUTES
+    min_new_label_days: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainConfig:
@@ -62,7 +73,12 @@ class RetrainConfig:
             ) from None
         if cooldown < 0:
             raise ValueError(f"retrain handler: COOLDOWN_MINUTES={cooldown} must be 0 or more")
-        return cls(env["PIPELINE_NAME"], env["MODEL_PACKAGE_GROUP"], cooldown)
+        raw_days = env.get("MIN_NEW_LABEL_DAYS", "0")
+        if not raw_days.isdigit():
+            raise ValueError(
+                f"retrain handler: MIN_NEW_LABEL_DAYS='{raw_days}' is not a whole number of days"
+            )
+        return cls(env["PIPELINE_NAME"], env["MODEL_PACKAGE_GROUP"], cooldown, int(raw_days))
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -92,9 +108,13 @@ def retrain(
         return _result(False, blocked_because, latest_arn)
 
     parameters = [{"Name": TRIGGER_REASON_PARAMETER, "Value": reason[:MAX_PARAMETER_LENGTH]}]
-    champion = champion_model(client, config.model_package_group)
-    if champion is not None:
-        parameters.append({"Name": CHAMPION_MODEL_PARAMETER, "Value": champion})
+    champion = champion_package(client, config.model_package_group)
+    nothing_new = _nothing_new(champion, config, now)
+    if nothing_new is not None:
+        return _result(False, nothing_new, None)
+    model = _model_data_url(champion)
+    if model is not None:
+        parameters.append({"Name": CHAMPION_MODEL_PARAMETER, "Value": model})
     try:
         response = client.start_pipeline_execution(
             PipelineName=config.pipeline_name,
@@ -125,8 +145,8 @@ def trigger_reason(event: Mapping[str, Any]) -> str | None:
     return f"alarm:{detail.get('alarmName', '')}:{state.get('reason', '')}"
 
 
-def champion_model(client: Any, model_package_group: str) -> str | None:
-    """The latest Approved package's model artifact (S3 URI), or None when none is approved."""
+def champion_package(client: Any, model_package_group: str) -> dict[str, Any] | None:
+    """The latest Approved package, described; None when none is approved."""
     packages = client.list_model_packages(
         ModelPackageGroupName=model_package_group,
         ModelApprovalStatus="Approved",
@@ -136,10 +156,39 @@ def champion_model(client: Any, model_package_group: str) -> str | None:
     )["ModelPackageSummaryList"]
     if not packages:
         return None
-    described = client.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
-    containers = (described.get("InferenceSpecification") or {}).get("Containers") or []
+    return client.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
+
+
+def champion_model(client: Any, model_package_group: str) -> str | None:
+    """The latest Approved package's model artifact (S3 URI), or None when none is approved."""
+    return _model_data_url(champion_package(client, model_package_group))
+
+
+def _model_data_url(package: Mapping[str, Any] | None) -> str | None:
+    containers = ((package or {}).get("InferenceSpecification") or {}).get("Containers") or []
     url = containers[0].get("ModelDataUrl") if containers else None
     return url if isinstance(url, str) and url.startswith("s3://") else None
+
+
+def _nothing_new(
+    champion: Mapping[str, Any] | None, config: RetrainConfig, now: datetime
+) -> str | None:
+    """Why a retrain now could not learn anything the champion does not know, or None."""
+    if champion is None or config.min_new_label_days <= 0:
+        return None
+    raw = (champion.get("CustomerMetadataProperties") or {}).get(LABELS_THROUGH_KEY)
+    try:
+        seen = date.fromisoformat(str(raw))
+    except ValueError:
+        return None  # a package from before the key existed: no way to tell, so retrain
+    new_days = (now.astimezone(UTC).date() - timedelta(days=1) - seen).days
+    if new_days >= config.min_new_label_days:
+        return None
+    return (
+        f"too early: the serving model learnt from behaviour up to {seen.isoformat()}; a run "
+        f"now would add {max(new_days, 0)} day(s) of labels (at least "
+        f"{config.min_new_label_days} needed to learn something new)"
+    )
 
 
 def request_token(config: RetrainConfig, event_time: datetime) -> str:

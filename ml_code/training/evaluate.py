@@ -49,7 +49,11 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 
 from ml_code import tracking  # noqa: E402
 from ml_code.features.build import read_split  # noqa: E402
-from ml_code.features.definitions import LABEL_COLUMN  # noqa: E402
+from ml_code.features.definitions import (  # noqa: E402
+    EVENT_TIME_COLUMN,
+    LABEL_COLUMN,
+    LABEL_HORIZON_DAYS,
+)
 from ml_code.training.metrics import per_customer_metrics  # noqa: E402
 from ml_code.training.train import METADATA_FILE, MODEL_FILE, predict_scores  # noqa: E402
 
@@ -125,8 +129,18 @@ def evaluate(model: Pipeline, test: pd.DataFrame, k: int = 10) -> dict[str, Any]
             "customers_with_purchase": int(test.loc[labels > 0, "customer_id"].nunique()),
             "positives": int(labels.sum()),
             "k": k,
+            "labels_through": labels_through(test),
         },
     }
+
+
+def labels_through(test: pd.DataFrame) -> str | None:
+    """The last day whose purchases the test labels hold (its cut-off plus the label horizon):
+    a model trained on this data knows nothing of customers after that day."""
+    if test.empty:
+        return None
+    cutoff = pd.to_datetime(test[EVENT_TIME_COLUMN]).max()
+    return (cutoff + pd.Timedelta(days=LABEL_HORIZON_DAYS - 1)).date().isoformat()
 
 
 def champion_report(champion: str | Path | None, test: pd.DataFrame, k: int = 10) -> dict[str, Any]:

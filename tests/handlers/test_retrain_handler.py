@@ -83,13 +83,17 @@ def _set_status(execution_arn: str, status: str) -> None:
     pipeline.pipeline_executions[execution_arn].pipeline_execution_status = status
 
 
-def _approved_package(client: Any, model_data_url: str | None) -> str:
+def _approved_package(
+    client: Any, model_data_url: str | None, labels_through: str | None = None
+) -> str:
     container = {"Image": "123.dkr.ecr.us-east-1.amazonaws.com/recsys:1"}
     if model_data_url is not None:
         container["ModelDataUrl"] = model_data_url
+    metadata = {} if labels_through is None else {"labels_through": labels_through}
     return client.create_model_package(
         ModelPackageGroupName=GROUP,
         ModelApprovalStatus="Approved",
+        CustomerMetadataProperties=metadata,
         InferenceSpecification={
             "Containers": [container],
             "SupportedContentTypes": ["application/json"],
@@ -197,6 +201,17 @@ def test_an_approved_package_without_a_model_artifact_is_no_champion(sagemaker):
     assert retrain.champion_model(sagemaker, GROUP) is None
 
 
+def test_no_run_starts_before_a_week_of_labels_the_champion_has_not_seen(sagemaker, monkeypatch):
+    monkeypatch.setenv("MIN_NEW_LABEL_DAYS", "7")
+    _approved_package(sagemaker, "s3://artifacts/champion.tar.gz", labels_through="2026-11-20")
+    # an alarm on the 25th: labels up to the 24th, four days the champion has not seen
+    early = handler(_alarm(time="2026-11-25T01:00:00Z"), None)
+    assert not early["started"] and early["reason"].startswith("too early")
+    assert "4 day(s)" in early["reason"] and _executions(sagemaker) == []
+    late = handler(_alarm(time="2026-11-28T01:00:00Z"), None)  # seven days: worth a run
+    assert late["started"] and len(_executions(sagemaker)) == 1
+
+
 def test_duplicates_in_one_cooldown_window_share_a_request_token_and_the_next_window_does_not():
     config = RetrainConfig(PIPELINE, GROUP, cooldown_minutes=60)
     start = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -254,6 +269,6 @@ def test_the_cooldown_is_measured_from_the_alarms_own_time_when_no_clock_is_give
             return {"PipelineExecutionArn": "arn:x"}
 
     config = RetrainConfig(pipeline_name="p", model_package_group="g", cooldown_minutes=60)
-    monkeypatch.setattr(retrain, "champion_model", lambda client, group: None)
+    monkeypatch.setattr(retrain, "champion_package", lambda client, group: None)
     retrain.retrain(event, client=Client(), config=config)
     assert seen == [datetime(2026, 3, 9, 12, tzinfo=UTC)]
