@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import Any, Literal
 
 import pulumi
@@ -43,6 +44,17 @@ CLOUDWATCH_RETENTION_DAYS = (
 SCHEDULE_PATTERN = r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$"
 
 
+def schedule_period_seconds(expression: str) -> int:
+    """Seconds between runs of a `rate(...)` schedule; a `cron(...)` one is taken as daily.
+
+    Alarms on what a schedule publishes evaluate one datapoint per run, so their period is the
+    schedule's."""
+    match = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", expression)
+    if match is None:
+        return 86400
+    return int(match[1]) * {"minute": 60, "hour": 3600, "day": 86400}[match[2]]
+
+
 class SettingsError(pulumi.RunError):
     """Bad stack configuration; raised before any resource exists."""
 
@@ -72,6 +84,12 @@ class ModelSettings(_Model):
     latency_p99_ms: int = Field(default=500, ge=1, le=60000)
     error_5xx_threshold: int = Field(default=5, ge=1)
     missing_invocations_minutes: int = Field(default=60, ge=5, le=1440)
+    quality_alarm_threshold: float | None = Field(default=None, ge=0, le=1)
+    """The quality alarm's threshold when it differs from the approval floor: alarm when live
+    quality falls below what it was, approve what clears the floor."""
+    quality_alarm_periods: int = Field(default=1, ge=1, le=30)
+    """Monitoring periods in a row below the floor before the quality alarm fires: one bad
+    period of a small labelled sample is noise, several are a trend."""
 
     @model_validator(mode="after")
     def _instances_ordered(self) -> ModelSettings:
@@ -102,9 +120,10 @@ class PlatformSettings(_Model):
     approval_mode: Literal["automatic", "manual"] = "automatic"
     capture_sampling_percent: int = Field(default=100, ge=1, le=100)
     deployment_strategy: Literal["canary", "linear", "all-at-once"] = "canary"
-    monitoring_schedule: str = Field(default="rate(1 hour)", pattern=SCHEDULE_PATTERN)
+    monitoring_schedule: str = Field(default="rate(1 day)", pattern=SCHEDULE_PATTERN)
     retrain_schedule: str = Field(default="rate(7 days)", pattern=r"^$|" + SCHEDULE_PATTERN[1:])
     retrain_cooldown_minutes: int = Field(default=360, ge=0, le=10080)
+    retrain_min_new_label_days: int = Field(default=7, ge=0, le=365)
     notification_emails: tuple[str, ...] = ()
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()

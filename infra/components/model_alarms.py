@@ -38,7 +38,11 @@ def rollback_alarm_names(name_prefix: str, model_name: str) -> list[str]:
 class ModelAlarmsArgs:
     """Thresholds default to the values declared in Pulumi.yaml.
 
-    Default: drift alarms above a max PSI of 0.2; quality below an NDCG@10 of 0.2; 5XX errors
+    Drift and quality are published once per monitoring run, so their period is the monitoring
+    schedule's (`monitoring_period_seconds`, a day by default).
+
+    Default: drift alarms above a max PSI of 0.2; quality below an NDCG@10 of 0.2 (in
+    `quality_alarm_periods` periods in a row, one by default); 5XX errors
     above 5 a minute in 2 of 3 minutes; p99 model latency above 500 ms in 3 of 5 minutes; no
     invocations for 60 minutes. Every alarm notifies the platform alarm topic on ALARM and OK.
     """
@@ -54,8 +58,10 @@ class ModelAlarmsArgs:
     latency_p99_ms: int = 500
     error_5xx_threshold: int = 5
     missing_invocations_minutes: int = 60
-    monitoring_period_seconds: int = 3600
+    monitoring_period_seconds: int = 86400
     """How often the drift and quality jobs publish (the monitoring schedule)."""
+    quality_alarm_periods: int = 1
+    """Periods in a row below the floor before the quality alarm fires."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -147,8 +153,8 @@ class ModelAlarms(pulumi.ComponentResource):
                 "dimensions": self._model_dimensions(),
                 "statistic": "Minimum",
                 "period": period,
-                "evaluation_periods": 1,
-                "datapoints_to_alarm": 1,
+                "evaluation_periods": args.quality_alarm_periods,
+                "datapoints_to_alarm": args.quality_alarm_periods,
                 "comparison_operator": "LessThanThreshold",
                 "threshold": args.quality_floor,
                 "treat_missing_data": "notBreaching",

@@ -51,7 +51,7 @@ class MonitoringScheduleArgs:
     platform: PlatformRefs
     model_name: str
     endpoint_name: str
-    schedule_expression: str = "rate(1 hour)"
+    schedule_expression: str = "rate(1 day)"
     drift_threshold: float = 0.2
     processing_instance_type: str = "ml.m5.large"
     max_runtime_seconds: int = 3600

@@ -18,7 +18,7 @@ from infra.components.monitoring_schedule import MonitoringSchedule, MonitoringS
 from infra.components.platform_refs import PlatformRefs
 from infra.components.retraining_trigger import RetrainingTrigger, RetrainingTriggerArgs
 from infra.components.training_pipeline import TrainingPipeline, TrainingPipelineArgs
-from infra.settings import ModelSettings, PlatformSettings
+from infra.settings import ModelSettings, PlatformSettings, schedule_period_seconds
 
 
 @dataclass
@@ -72,10 +72,14 @@ class ModelWorkload(pulumi.ComponentResource):
                 endpoint_name=self.endpoint.endpoint_name,
                 variant_name=self.endpoint.variant_name,
                 drift_threshold=model.drift_threshold,
-                quality_floor=model.quality_floor,
+                quality_floor=model.quality_floor
+                if model.quality_alarm_threshold is None
+                else model.quality_alarm_threshold,
                 latency_p99_ms=model.latency_p99_ms,
                 error_5xx_threshold=model.error_5xx_threshold,
                 missing_invocations_minutes=model.missing_invocations_minutes,
+                monitoring_period_seconds=schedule_period_seconds(settings.monitoring_schedule),
+                quality_alarm_periods=model.quality_alarm_periods,
                 tags=tags,
             ),
             opts=child,
@@ -122,6 +126,7 @@ class ModelWorkload(pulumi.ComponentResource):
                 alarm_names=[self.alarms.drift_alarm_name, self.alarms.quality_alarm_name],
                 schedule_expression=settings.retrain_schedule,
                 cooldown_minutes=settings.retrain_cooldown_minutes,
+                min_new_label_days=settings.retrain_min_new_label_days,
                 tags=tags,
             ),
             opts=child,

@@ -1,12 +1,14 @@
 """Defaults of a local run, apart from the run itself so the CLI can show them without
 importing pandas, moto and the scenario (every `mlops-kit` command would pay for that)."""
 
-DEFAULT_DAYS = 9
-"""Budget: a default run must take under a minute on two cores; a monitored day costs ~4 s."""
-DEFAULT_HISTORY_DAYS = 62
-"""Every training cut-off then has a full 28-day lookback behind it; with less, the baseline's
-28-day features are truncated and serving traffic reads as drift from the first day."""
-DEFAULT_SHIFT_DAY = 2
+DEFAULT_DAYS = 20
+"""The story needs three weeks: customers change on day 1, drift shows within days (too early
+to retrain: nothing is labelled yet), a week of labels shows the quality drop, the retrain
+deploys on day 10 or so, and its own traffic is labelled a week later."""
+DEFAULT_HISTORY_DAYS = 45
+"""The 42 days a training set needs (28 of features before the first cut-off, two label
+windows after it), and a few more."""
+DEFAULT_SHIFT_DAY = 1
 DEFAULT_BAD_BATCH_DAY = 4
 DEFAULT_CUSTOMERS = 600
 DEFAULT_REQUESTS_PER_DAY = 30

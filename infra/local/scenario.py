@@ -66,6 +66,7 @@ from infra.local.jobs_runner import ForkServerRunner
 from infra.local.pipeline_executor import ExecutionResult, PipelineExecutor, split_s3
 from infra.local.provision import Provisioned, describe, provision
 from infra.local.report import write_outputs
+from infra.settings import schedule_period_seconds
 from ml_code import lineage
 from ml_code.data.dataset import Dataset, write_partition, write_reference
 from ml_code.data.generate import generate_day, generate_world, get_scenario
@@ -311,6 +312,7 @@ class LocalRun:
         host = EndpointHost(
             cloud.client("sagemaker"),
             cloud.client("s3"),
+            cloud.client("cloudwatch"),
             self.run_dir / "endpoints",
             clock=self.clock,
             capture_batch=self.settings.requests_per_day,
@@ -734,6 +736,13 @@ def _layout(plan: Mapping[str, Any], provisioned: Provisioned, sagemaker: Any) -
     schedule = next((r for r in plan.get("resources", []) if r["type"] == _SCHEDULE), None)
     monitoring, fixed = None, {}
     if schedule is not None:
+        expression = str((schedule.get("inputs") or {}).get("scheduleExpression", ""))
+        if schedule_period_seconds(expression) != 86400:
+            raise ScenarioError(
+                f"mlops:monitoringSchedule = '{expression}': the local run monitors once a "
+                "simulated day, as ground truth arrives; run it on a stack monitoring "
+                "'rate(1 day)'"
+            )
         target = (schedule.get("inputs") or {}).get("target") or {}
         monitoring = str(target.get("arn", "")).rsplit("/", 1)[-1] or None
         given = (target.get("sagemakerPipelineParameters") or {}).get("pipelineParameters") or []

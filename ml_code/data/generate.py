@@ -35,12 +35,13 @@ from ml_code.data.dataset import Dataset, write_dataset  # noqa: E402
 from ml_code.data.schema import CATEGORIES, SEGMENTS  # noqa: E402
 
 DEFAULT_START = dt.date(2026, 1, 5)
+ALL_SEGMENTS = "*"
 _BASE_PRICE = dict(zip(CATEGORIES, (4.0, 9.0, 18.0, 35.0, 120.0, 55.0, 40.0, 22.0), strict=True))
 _SEGMENT_SHARE = (0.4, 0.4, 0.2)
 _SEGMENT_SENSITIVITY = (1.8, 1.0, 0.3)
 _WEEKDAY_FACTOR = (0.9, 0.9, 0.95, 1.0, 1.15, 1.4, 1.3)
 _CART_RATE = 0.13
-ALL_SEGMENTS = "*"
+
 _PURCHASE_GIVEN_CART = 0.55
 
 
@@ -66,7 +67,7 @@ class Scenario:
 
     name: str = "preference-shift"
     shift_day: int = 60
-    shift_segment: str | None = "regular"
+    shift_segment: str | None = ALL_SEGMENTS
     shift_to_category: str | None = None
     shift_strength: float = 0.9
     browsing_lag: float = 0.8

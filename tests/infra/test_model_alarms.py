@@ -9,6 +9,7 @@ import pytest
 
 from infra.components.model_alarms import ModelAlarms, ModelAlarmsArgs
 from infra.plan.engine import Capture, Resource
+from infra.settings import schedule_period_seconds
 from ml_code.monitoring import metrics
 from tests.infra.platform import ACCOUNT, TOPIC, platform_refs
 from tests.infra.resolved import resolved
@@ -85,6 +86,26 @@ def test_quality_alarm_fires_below_the_quality_floor(alarms):
     assert _dimensions(alarms["quality"]) == _dimensions(alarms["drift"])
     assert quality["comparisonOperator"] == "LessThanThreshold"
     assert quality["threshold"] == 0.2
+
+
+def test_quality_alarm_waits_for_the_configured_periods_of_the_monitoring_schedule():
+    capture = _capture(quality_alarm_periods=3, monitoring_period_seconds=86400)
+    quality = next(r for r in capture.by_type(ALARM) if r.inputs["tags"]["AlarmKind"] == "quality")
+    assert quality.inputs["period"] == 86400
+    assert quality.inputs["evaluationPeriods"] == quality.inputs["datapointsToAlarm"] == 3
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [
+        ("rate(1 day)", 86400),
+        ("rate(6 hours)", 21600),
+        ("rate(30 minutes)", 1800),
+        ("cron(0 2 * * ? *)", 86400),
+    ],
+)
+def test_alarm_periods_follow_the_monitoring_schedule(expression: str, seconds: int) -> None:
+    assert schedule_period_seconds(expression) == seconds
 
 
 def test_errors_alarm_sums_5xx_errors_of_the_endpoint_variant(alarms):

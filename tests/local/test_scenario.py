@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from typer.testing import CliRunner
 
 from infra.local import traffic
 from infra.local.command import register
+from infra.local.defaults import DEFAULT_BAD_BATCH_DAY, DEFAULT_SHIFT_DAY
 from infra.local.jobs_runner import ForkServerRunner, recognise
 from infra.local.pipeline_executor import split_s3
 from infra.local.report import render_html
@@ -44,17 +46,8 @@ from infra.pipelines.jobs import RUN_MODULE
 from ml_code import lineage
 
 ROOT = Path(__file__).resolve().parents[2]
-BAD_DAY = 2  # before the first drift window of 100 requests: no alarm round deploys that day
-STORY = {
-    "days": 7,
-    "shift_day": 1,
-    "bad_batch_day": BAD_DAY,
-    "customers": 300,
-    "requests_per_day": 25,
-    "history_days": 42,
-}
-"""Seven days: the first monitoring run (labels of day 0 are complete at the end of day 6)
-and its alarm round fall on the last day."""
+BAD_DAY = DEFAULT_BAD_BATCH_DAY
+RECOVERY_TOLERANCE = 0.05
 
 
 @dataclass
@@ -118,7 +111,8 @@ def _inspect(run: LocalRun, checks: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
     checks: dict[str, Any] = {}
-    settings = ScenarioSettings(project_dir=ROOT, run_dir=tmp_path_factory.mktemp("story"), **STORY)
+    # the demo's own story: `make demo` runs exactly these (default) settings
+    settings = ScenarioSettings(project_dir=ROOT, run_dir=tmp_path_factory.mktemp("story"))
     record = run_scenario(settings, before_teardown=lambda run: _inspect(run, checks))
     return Story(record, checks)
 
@@ -131,22 +125,56 @@ def _alarm_runs(record: RunRecord) -> list[dict[str, Any]]:
     ]
 
 
-def test_an_alarm_round_starts_exactly_one_training_run(story: Story) -> None:
+def test_one_shift_raises_the_alarms_and_starts_exactly_one_retrain(story: Story) -> None:
     record = story.record
-    fired = [
-        a
+    fired = {
+        a["alarm"].rsplit("-", 1)[-1]
         for a in record.alarm_transitions
-        if a["to"] == "ALARM" and "invocations" not in a["alarm"]
-    ]
-    assert fired, "the story's monitoring run raised no drift or quality alarm"
+        if a["to"] == "ALARM" and a["day"] >= DEFAULT_SHIFT_DAY
+    }
+    assert {"drift", "quality"} <= fired
+    assert "invocations" not in fired, "the endpoint served every day"
     alarm_requests = [r for r in record.retrain_requests if r["cause"].startswith("alarm")]
     assert [r["started"] for r in alarm_requests].count(True) == 1
+    # drift shows before any purchase after the shift is labelled: no run for that
     assert all(
-        r["reason"].startswith(("blocked", "cooldown", "duplicate"))
+        r["reason"].startswith(("too early", "blocked", "cooldown", "duplicate"))
         for r in alarm_requests
         if not r["started"]
     )
+    assert any(r["reason"].startswith("too early") for r in alarm_requests)
     assert len(_alarm_runs(record)) == 1
+    assert [e for e in record.executions if e["pipeline"].endswith("-training")][1:] == (
+        _alarm_runs(record)
+    ), "no other retrain (the dev schedule is monthly)"
+
+
+def test_the_retrain_beats_the_champion_and_quality_recovers_to_its_pre_shift_level(
+    story: Story,
+) -> None:
+    record = story.record
+    first, retrained = record.models
+    assert retrained["trigger"].startswith("alarm:") and retrained["status"] == "Approved"
+    assert retrained["ndcg_at_10"] > retrained["champion_ndcg_at_10"] + 0.05
+    deployed = [d for d in record.deployments if d["switched"] and d["day"] is not None]
+    assert [d["to"].rsplit("-v", 1)[-1] for d in deployed] == [str(retrained["version"])]
+
+    def quality(version: int, after_shift: bool) -> list[float]:
+        served = {d.date: d.serving_version for d in record.days}
+        return [
+            d.ndcg_at_10
+            for d in record.days
+            if d.ndcg_at_10 is not None
+            and served.get(d.monitored_day) == version
+            and (d.monitored_day >= record.shift_date) is after_shift
+        ]
+
+    degraded = quality(first["version"], after_shift=True)
+    recovered = quality(retrained["version"], after_shift=True)
+    assert degraded and recovered
+    pre_shift = first["ndcg_at_10"]  # the first model on held-out rows before the change
+    assert mean(recovered) >= pre_shift - RECOVERY_TOLERANCE
+    assert mean(recovered) > mean(degraded) + 0.1
 
 
 def test_the_bad_batch_is_quarantined_and_nothing_serving_or_stored_changes(story: Story) -> None:
@@ -189,7 +217,7 @@ def test_the_gate_reads_the_value_the_evaluate_step_wrote(story: Story) -> None:
         assert run["champion_model"] == models[registered]["model_data_url"]
 
 
-def _project_copy(tmp: Path, drift: float, floor: float) -> Path:
+def _project_copy(tmp: Path, drift: float, quality: float) -> Path:
     project = tmp / "project"
     for name in ("Pulumi.yaml", "stacks", "policies"):
         source = ROOT / name
@@ -201,14 +229,16 @@ def _project_copy(tmp: Path, drift: float, floor: float) -> Path:
     config_path = project / "stacks" / "Pulumi.dev.yaml"
     config = yaml.safe_load(config_path.read_text())
     for model in config["config"]["mlops:models"]:
-        model["driftThreshold"], model["qualityFloor"] = drift, floor
+        model["driftThreshold"], model["qualityAlarmThreshold"] = drift, quality
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     return project
 
 
 def test_the_stack_thresholds_decide_whether_the_run_retrains(story: Story, tmp_path: Path) -> None:
-    project = _project_copy(tmp_path, drift=10.0, floor=0.0)
-    record = run_scenario(ScenarioSettings(project_dir=project, run_dir=tmp_path / "run", **STORY))
+    project = _project_copy(tmp_path, drift=10.0, quality=0.0)
+    retrain_day = _alarm_runs(story.record)[0]["day"]
+    settings = ScenarioSettings(project_dir=project, run_dir=tmp_path / "run", days=retrain_day + 1)
+    record = run_scenario(settings)
     assert len(_alarm_runs(story.record)) == 1
     assert _alarm_runs(record) == []
     assert not [a for a in record.alarm_transitions if a["to"] == "ALARM" and "drift" in a["alarm"]]

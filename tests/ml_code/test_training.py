@@ -154,12 +154,11 @@ def test_preference_shift_hurts_the_old_model_and_retraining_recovers(shifted_wo
         return ndcg_at_k(rows["customer_id"], predict_scores(model, rows), rows["label"])
 
     # The old model degrades once customers change; a retrain on the two weeks after the shift
-    # beats it on the same rows and brings the shifted segment back to its pre-shift level
-    # (features alone cannot: no feature holds a customer's price sensitivity).
-    shifted = shifted_world.scenario.shift_segment
+    # beats it on the same rows and brings ranking back to its pre-shift level (features
+    # alone cannot: no feature holds a customer's price sensitivity).
     assert ndcg(old, after["test"]) < ndcg(old, before["test"]) - 0.05
-    assert ndcg(new, after["test"]) > ndcg(old, after["test"]) + 0.03
-    assert ndcg(new, after["test"], shifted) > ndcg(old, before["test"], shifted) - 0.02
+    assert ndcg(new, after["test"]) > ndcg(old, after["test"]) + 0.05
+    assert ndcg(new, after["test"]) > ndcg(old, before["test"]) - 0.03
 
 
 def test_the_champion_is_scored_on_the_same_test_rows_as_the_new_model(trained_default):
