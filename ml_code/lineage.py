@@ -37,6 +37,7 @@ import shutil  # noqa: E402
 import stat  # noqa: E402
 import subprocess  # noqa: E402
 import tarfile  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -60,6 +61,8 @@ class FileEntry:
     size: int
     rows: int | None
     version_id: str | None = None
+    schema: str | None = None
+    """sha256 of the Parquet file's Arrow schema (None for other files)."""
 
 
 @dataclass(frozen=True)
@@ -155,15 +158,25 @@ def _table_of(key: str) -> str:
     return key.split("/", 1)[0] if "/" in key else key
 
 
-def _build_manifest(location: str, blobs: list[tuple[str, bytes, str | None]]) -> DatasetManifest:
-    files, schemas = [], {}
-    for key, data, version_id in sorted(blobs, key=lambda b: b[0]):
+def _build_manifest(
+    location: str,
+    blobs: list[tuple[str, bytes, str | None]],
+    known: Sequence[FileEntry] = (),
+) -> DatasetManifest:
+    """The manifest of ``blobs`` (read now) and ``known`` entries (unchanged objects, already
+    hashed by an earlier manifest)."""
+    files = list(known)
+    for key, data, version_id in blobs:
         rows, schema = _parquet_info(data) if key.endswith(".parquet") else (None, None)
-        if schema is not None:
-            schemas.setdefault(_table_of(key), set()).add(schema)
-        files.append(FileEntry(key, sha256_bytes(data), len(data), rows, version_id))
+        schema_id = sha256_bytes(schema.encode()) if schema is not None else None
+        files.append(FileEntry(key, sha256_bytes(data), len(data), rows, version_id, schema_id))
     if not files:
         raise ValueError(f"no files under {location}: nothing to version")
+    files.sort(key=lambda f: f.key)
+    schemas: dict[str, set[str]] = {}
+    for entry in files:
+        if entry.schema is not None:
+            schemas.setdefault(_table_of(entry.key), set()).add(entry.schema)
     schema_text = json.dumps({t: sorted(s) for t, s in sorted(schemas.items())}, sort_keys=True)
     schema_hash = sha256_bytes(schema_text.encode())
     content = json.dumps([(f.key, f.sha256) for f in files] + [schema_hash]).encode()
@@ -265,25 +278,50 @@ def write_manifest_s3(manifest: DatasetManifest, store_uri: str, client: Any | N
 
 
 def publish_s3_version(
-    dataset_uri: str, store_uri: str, client: Any | None = None
+    dataset_uri: str,
+    store_uri: str,
+    client: Any | None = None,
+    previous: DatasetManifest | None = None,
 ) -> DatasetManifest:
-    """Pin every object under ``dataset_uri`` by version id and write the manifest once."""
+    """Pin every object under ``dataset_uri`` by version id and write the manifest once.
+
+    Objects whose version ``previous`` (an earlier manifest of the same location) already
+    pinned are taken from it rather than read again: a dataset that grows by a partition a
+    day is hashed a partition a day, not whole every day."""
     s3 = _s3_client(client)
     bucket, prefix = _split_s3(dataset_uri)
     base = f"{prefix}/" if prefix else ""
-    blobs = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
-        for item in page.get("Contents", []):
-            response = s3.get_object(Bucket=bucket, Key=item["Key"])
-            blobs.append(
-                (item["Key"][len(base) :], response["Body"].read(), response.get("VersionId"))
-            )
-    manifest = _build_manifest(dataset_uri.rstrip("/"), blobs)
+    pinned = {
+        (f.key, f.version_id): f
+        for f in (previous.files if previous is not None else ())
+        if f.version_id not in (None, "null") and (f.schema or not f.key.endswith(".parquet"))
+    }
+    blobs, known = [], []
+    for key, version_id in _current_objects(s3, bucket, base):
+        entry = pinned.get((key[len(base) :], version_id))
+        if entry is not None:
+            known.append(entry)
+            continue
+        response = s3.get_object(Bucket=bucket, Key=key)
+        blobs.append((key[len(base) :], response["Body"].read(), response.get("VersionId")))
+    manifest = _build_manifest(dataset_uri.rstrip("/"), blobs, known)
     try:
         write_manifest_s3(manifest, store_uri, s3)
     except ManifestExistsError:
         return read_manifest(f"{store_uri.rstrip('/')}/{manifest.version}/{MANIFEST_FILE}", s3)
     return manifest
+
+
+def _current_objects(s3: Any, bucket: str, prefix: str) -> list[tuple[str, str | None]]:
+    """(key, current version id) of every object under ``prefix``; ids are None when the
+    bucket is not versioned."""
+    objects = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Versions", []):
+            if item.get("IsLatest"):
+                version = item.get("VersionId")
+                objects.append((item["Key"], None if version in (None, "null") else version))
+    return sorted(objects)
 
 
 def download_s3_version(

@@ -44,9 +44,9 @@ MAX_PROCESSING_RUNTIME_SECONDS = 7 * 24 * 3600
 @dataclass
 class MonitoringScheduleArgs:
     """Default: daily runs (ground truth arrives daily) on one ml.m5.large per job,
-    network-isolated, stopped after an hour, on KMS-encrypted volumes; a run is started at most an hour late and never retried
-    into a pile-up. The reports bucket must send its events to EventBridge (the DataLake's
-    reports bucket does)."""
+    network-isolated, stopped after an hour, on KMS-encrypted volumes; a run is started at
+    most an hour late and never retried into a pile-up. The reports bucket must send its
+    events to EventBridge (the DataLake's reports bucket does)."""
 
     platform: PlatformRefs
     model_name: str

@@ -198,7 +198,7 @@ def render_html(record: RunRecord) -> str:
         ]
     }
     sections = [
-        "<h2>Feature drift (PSI per feature, by day of traffic)</h2>",
+        "<h2>Feature drift (PSI per feature, of the week of traffic up to each day)</h2>",
         line_chart(drift, markers, thresholds.get("drift"), "PSI"),
         "<h2>Model quality (NDCG@10 of labelled traffic, by day of traffic)</h2>",
         line_chart(quality, markers, thresholds.get("quality"), "NDCG@10"),

@@ -35,6 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -274,29 +275,40 @@ class LocalRun:
         self.truth: dict[dt.date, pd.DataFrame] = {}
         self.sent: dict[dt.date, list[traffic.SentRequest]] = {}
         self._uploads: list[tuple[str, str]] = []
+        self._manifest: lineage.DatasetManifest | None = None
         self._pending: list[str] = []
 
     # -- the whole run ------------------------------------------------------------------------
 
     def execute(self, before_teardown: Callable[[LocalRun], None] | None = None) -> RunRecord:
+        """The plan is made in its own process, so the job server starts and the shop's
+        history is generated meanwhile; nothing is provisioned before the plan has passed the
+        policy pack."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with self._phase("plan"):
-            self.plan = plan_for(self.settings, self.log)
-        with Emulator() as cloud, ForkServerRunner() as runner, self._host(cloud) as host:
-            self.cloud, self.runner, self.host = cloud, runner, host
-            with self._phase("provision"):
-                self._provision()
-            with self._phase("job server"):
-                runner.start()
-            with self._phase("history and first model"):
-                self._history()
-            for index in range(self.settings.days):
-                with self._phase("simulated days"):
-                    self._day(index)
-            if before_teardown is not None:
-                before_teardown(self)
+        with ThreadPoolExecutor(max_workers=1) as planner:
+            planned = planner.submit(plan_for, self.settings, self.log)
+            with Emulator() as cloud, ForkServerRunner() as runner, self._host(cloud) as host:
+                self.cloud, self.runner, self.host = cloud, runner, host
+                with self._phase("job server (while planning)"):
+                    runner.start()
+                with self._phase("history (while planning)"):
+                    self._generate_history()
+                with self._phase("plan (the rest of it)"):
+                    self.plan = planned.result()
+                self._after_plan(before_teardown)
         write_outputs(self.record, self.run_dir)
         return self.record
+
+    def _after_plan(self, before_teardown: Callable[[LocalRun], None] | None) -> None:
+        with self._phase("provision"):
+            self._provision()
+        with self._phase("first model"):
+            self._first_model()
+        for index in range(self.settings.days):
+            with self._phase("simulated days"):
+                self._day(index)
+        if before_teardown is not None:
+            before_teardown(self)
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -353,7 +365,7 @@ class LocalRun:
             on_upload=lambda bucket, key: self._uploads.append((bucket, key)),
         )
 
-    def _history(self) -> None:
+    def _generate_history(self) -> None:
         settings = self.settings
         history = settings.history_days
         scenario = get_scenario(settings.scenario, shift_day=history + settings.shift_day)
@@ -366,16 +378,17 @@ class LocalRun:
         )
         self.record.start_date = self.start.isoformat()
         self.record.shift_date = self.world.shift_date.isoformat()
-        dataset = self.world.dataset()
-        for day in range(history):
-            date = self.world.start_date + dt.timedelta(days=day)
-            events = dataset.interactions[dataset.interactions["event_time"].dt.date == date]
+        interactions = self.world.interactions
+        for date, events in interactions.groupby(interactions["event_time"].dt.date):
             self.truth[date] = events
-        self.accepted = [dataset.interactions]
+        self.accepted = [interactions]
+
+    def _first_model(self) -> None:
+        dataset = self.world.dataset()
         self.clock.now = dt.datetime.combine(self.start, dt.time(), dt.UTC)
         self._upload_dataset(dataset.customers, dataset.items, dataset.interactions, "history")
         self.log(
-            f"history: {history} days, {len(dataset.interactions)} events, "
+            f"history: {self.settings.history_days} days, {len(dataset.interactions)} events, "
             f"dataset {self.record.dataset_versions[-1]['version']}"
         )
         version = self.record.dataset_versions[-1]["version"]
@@ -511,8 +524,9 @@ class LocalRun:
             self._put_tree(root, bucket, prefix)
         self.items = items
         manifest = lineage.publish_s3_version(
-            self.layout.dataset_uri, self.layout.versions_uri, self.s3
+            self.layout.dataset_uri, self.layout.versions_uri, self.s3, previous=self._manifest
         )
+        self._manifest = manifest
         self.record.dataset_versions.append(
             {
                 "version": manifest.version,

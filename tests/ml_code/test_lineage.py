@@ -106,6 +106,24 @@ def test_s3_manifest_pins_object_versions_and_is_never_overwritten(
     assert lineage.manifest_for_directory(copy).version == manifest.version
 
 
+def test_a_manifest_built_on_the_previous_one_reads_only_what_changed(
+    s3, small_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _upload(s3, "lake", "raw/grow", small_dataset_dir)
+    first = lineage.publish_s3_version("s3://lake/raw/grow", "s3://lake/manifests")
+    s3.put_object(Bucket="lake", Key="raw/grow/notes.txt", Body=b"a new file")
+    read: list[str] = []
+    real_get = s3.get_object
+    monkeypatch.setattr(s3, "get_object", lambda **kw: read.append(kw["Key"]) or real_get(**kw))
+    second = lineage.publish_s3_version(
+        "s3://lake/raw/grow", "s3://lake/manifests", s3, previous=first
+    )
+    assert read == ["raw/grow/notes.txt"]
+    full = lineage.publish_s3_version("s3://lake/raw/grow", "s3://lake/manifests-full", s3)
+    assert second == full  # same entries, hashes and version as reading everything
+    assert second.version != first.version
+
+
 def test_a_model_traces_back_to_its_dataset_and_code_and_rebuilds_identically(
     small_dataset_dir: Path, tmp_path: Path
 ) -> None:
