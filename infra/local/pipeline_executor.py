@@ -117,6 +117,7 @@ class PipelineExecutor:
         self.on_upload = on_upload
         self.seen: set[str] = set()
         self.results: list[ExecutionResult] = []
+        self._objects: dict[tuple[str, str, str | None, int | None], bytes] = {}
 
     # -- the emulator's record of executions -------------------------------------------------
 
@@ -384,12 +385,21 @@ class PipelineExecutor:
                     relative = obj["Key"][len(key) :].lstrip("/")
                 destination = target / relative
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                # One GET per object: download_file adds a HEAD and a transfer manager per
-                # call, which a dataset of many small partition files pays for every file.
-                body = self.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"]
-                destination.write_bytes(body.read())
+                destination.write_bytes(self._object(bucket, obj))
         if not found:
             raise StepFailed(f"input {uri} is empty or missing")
+
+    def _object(self, bucket: str, listed: Mapping[str, Any]) -> bytes:
+        """An object's bytes: one GET the first time (download_file would add a HEAD and a
+        transfer manager per file), then from memory while its ETag and size are unchanged.
+        Jobs re-read the same dataset partitions and capture files run after run, and every
+        GET crosses the emulator's HTTP server."""
+        identity = (bucket, listed["Key"], listed.get("ETag"), listed.get("Size"))
+        data = self._objects.get(identity)
+        if data is None:
+            data = self.s3.get_object(Bucket=bucket, Key=listed["Key"])["Body"].read()
+            self._objects[identity] = data
+        return data
 
     def _upload(self, source: Path, uri: str) -> None:
         bucket, prefix = split_s3(uri)
