@@ -592,6 +592,8 @@ class LocalRun:
                     if report is None:
                         continue
                     if name.startswith("drift"):
+                        if report.get("too_few_requests"):
+                            continue  # not published, so no alarm saw it: noise, not drift
                         record.drift_max_psi = report.get("max_psi")
                         record.drift_psi = {
                             feature: values["psi"]
