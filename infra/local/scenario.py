@@ -15,16 +15,15 @@ alarm event's (simulated) time; so before a handler runs, execution start times 
 their simulated start (`_Timeline`), and a cooldown of 60 minutes means 60 simulated minutes,
 as in AWS.
 
-Monitoring runs once a simulated day, when that day's ground truth is known. Ground truth for
-a day's requests is complete `LABEL_HORIZON_DAYS` later, and the monitoring definition reads
-one `CaptureUri` for both drift and quality, so a run measures the traffic of the day its labels
-are about: drift and quality are both seen a horizon after the traffic happened.
+Monitoring runs once a simulated day (the stack must schedule it daily), after the day's
+ground truth has arrived, with the definition's own windows: drift over the last week of
+capture, quality over the day whose labels are complete (`LABEL_HORIZON_DAYS` after it).
 
 The plan's scheduled rules fire too (`EventRouter.fire_schedules` at each day's alarm round).
 A `rate(...)` rule starts counting when the router first sees it, at the end of the first
-simulated day, as a rule created by `pulumi up` starts counting then: the weekly retrain fires
-inside a run of eight days or more, and the retrain handler decides what it does, as in AWS.
-The scenario does not hide it; the summary shows every retrain with its trigger.
+simulated day, as a rule created by `pulumi up` starts counting then, and the retrain handler
+decides what a scheduled retrain does, as in AWS (the dev stack retrains on schedule monthly,
+so not within the default run). The summary shows every retrain request with its answer.
 """
 
 from __future__ import annotations
