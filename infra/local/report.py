@@ -73,13 +73,13 @@ def print_summary(record: RunRecord, console: Console) -> None:
     console.print(
         _table(
             "Model versions",
-            ("version", "trigger", "dataset", "NDCG@10 (test)", "AUC (test)", "status"),
+            ("version", "trigger", "NDCG@10 (test)", "champion, same rows", "AUC (test)", "status"),
             [
                 (
                     m["version"],
-                    m["trigger"],
-                    m["dataset_version"],
+                    _trigger(m["trigger"]),
                     _fmt(m["ndcg_at_10"]),
+                    _fmt(m["champion_ndcg_at_10"]),
                     _fmt(m["auc"]),
                     m["status"],
                 )
@@ -95,7 +95,7 @@ def print_summary(record: RunRecord, console: Console) -> None:
                 (
                     _day(e["day"]),
                     e["execution"],
-                    e["trigger"][:60],
+                    _trigger(e["trigger"]),
                     e["status"],
                     e["seconds"],
                     e["failure"][:80],
@@ -164,6 +164,12 @@ def _days_table(record: RunRecord) -> Table:
     return table
 
 
+def _trigger(reason: str) -> str:
+    """`alarm:<name>:<CloudWatch's reason>` as `alarm <name>`: the reason is in the report."""
+    kind, _, rest = reason.partition(":")
+    return f"{kind} {rest.split(':', 1)[0]}" if kind == "alarm" else reason
+
+
 def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
     table = Table(title=title)
     for column in columns:
@@ -206,13 +212,14 @@ def render_html(record: RunRecord) -> str:
         alarm_timeline(record),
         _html_table(
             "Models",
-            ("version", "trigger", "dataset", "NDCG@10 (test)", "status"),
+            ("version", "trigger", "dataset", "NDCG@10 (test)", "champion, same rows", "status"),
             [
                 (
                     m["version"],
-                    m["trigger"],
+                    _trigger(m["trigger"]),
                     m["dataset_version"],
                     _fmt(m["ndcg_at_10"]),
+                    _fmt(m["champion_ndcg_at_10"]),
                     m["status"],
                 )
                 for m in record.models
