@@ -41,13 +41,13 @@ from ml_code.serving.payloads import (
     Limits,
     RankRequest,
     ScoreRequest,
-    _check_columns,
-    _ids,
-    _k,
-    _object_rows,
-    _validated,
+    check_columns,
     media_type,
+    object_rows,
     parse_request,
+    valid_ids,
+    valid_k,
+    validated_features,
 )
 
 # Captured requests already passed the endpoint's limits; re-checking them here would drop data.
@@ -390,18 +390,19 @@ def _ranking(record: Any) -> _Ranking:
     ):
         raise ValueError("not a ranking request")
     customer, candidates = payload["customer"], payload["candidates"]
-    k = _k(payload.get("k", DEFAULT_K), _UNLIMITED)
-    _check_columns(
+    k = valid_k(payload.get("k", DEFAULT_K), _UNLIMITED)
+    check_columns(
         [customer], ["customer_id", *_CUSTOMER_FEATURES], [EVENT_TIME_COLUMN], "customer", ""
     )
-    _check_columns(
-        _object_rows(candidates, "candidate"),
+    check_columns(
+        object_rows(candidates, "candidate"),
         ["item_id", *_ITEM_FEATURES],
         [EVENT_TIME_COLUMN],
         "candidate",
         "",
     )
-    positions = {str(c["item_id"]): n for n, c in enumerate(candidates)}  # ids as _ids maps them
+    # ids as valid_ids maps them
+    positions = {str(c["item_id"]): n for n, c in enumerate(candidates)}
     if len(positions) < len(candidates):
         raise ValueError("duplicate item_id")
     text = payload_text(response)
@@ -459,15 +460,15 @@ def _rank_together(
     customers = pd.DataFrame(
         [r.customer for r in rankings], columns=["customer_id", *_CUSTOMER_FEATURES], dtype=object
     )
-    customers = _validated(customers, _CUSTOMER_FEATURES, _nowhere, "JSON")
-    customer_ids = _ids(customers["customer_id"], _nowhere).tolist()
+    customers = validated_features(customers, _CUSTOMER_FEATURES, _nowhere, "JSON")
+    customer_ids = valid_ids(customers["customer_id"], _nowhere).tolist()
     items = pd.DataFrame(
         [c for r in rankings for c in r.candidates],
         columns=["item_id", *_ITEM_FEATURES],
         dtype=object,
     )
-    items = _validated(items, _ITEM_FEATURES, _nowhere, "JSON")
-    items["item_id"] = _ids(items["item_id"], _nowhere)
+    items = validated_features(items, _ITEM_FEATURES, _nowhere, "JSON")
+    items["item_id"] = valid_ids(items["item_id"], _nowhere)
     # A customer can appear in several requests with different features: join on the request
     # number, then put the customer's id back.
     sizes = [len(r.candidates) for r in rankings]

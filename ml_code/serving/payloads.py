@@ -140,12 +140,12 @@ def _json_request(text: str, limits: Limits) -> ScoreRequest | RankRequest:
     except json.JSONDecodeError as exc:
         raise RequestError(f"malformed JSON: {exc}") from exc
     if isinstance(payload, list):
-        return _score_request(_object_rows(payload, "row"), source="JSON")
+        return _score_request(object_rows(payload, "row"), source="JSON")
     if isinstance(payload, dict) and set(payload) == {"instances"}:
         instances = payload["instances"]
         if not isinstance(instances, list):
             raise RequestError(f"'instances' must be a list of objects, got {_kind(instances)}")
-        return _score_request(_object_rows(instances, "row"), source="JSON")
+        return _score_request(object_rows(instances, "row"), source="JSON")
     if isinstance(payload, dict) and "customer" in payload:
         return _rank_request(payload, limits)
     raise RequestError(
@@ -173,7 +173,7 @@ def _csv_records(text: str) -> list[dict[str, str]]:
     return [dict(zip(header, row, strict=True)) for row in rows]
 
 
-def _object_rows(items: list[Any], label: str) -> list[dict[str, Any]]:
+def object_rows(items: list[Any], label: str) -> list[dict[str, Any]]:
     if not items:
         raise RequestError(f"no {label}s to score: the list is empty")
     for number, item in enumerate(items, start=1):
@@ -184,7 +184,7 @@ def _object_rows(items: list[Any], label: str) -> list[dict[str, Any]]:
     return items
 
 
-def _check_columns(
+def check_columns(
     records: Sequence[Mapping[str, Any]],
     required: Sequence[str],
     optional: Sequence[str],
@@ -213,13 +213,13 @@ def _check_columns(
 
 
 def _score_request(records: list[dict[str, Any]], source: str) -> ScoreRequest:
-    _check_columns(records, MODEL_FEATURES, ID_COLUMNS, "row", "the model's features")
+    check_columns(records, MODEL_FEATURES, ID_COLUMNS, "row", "the model's features")
     frame = pd.DataFrame(records, columns=[*MODEL_FEATURES, *ID_COLUMNS], dtype=object)
-    rows = _validated(frame, MODEL_FEATURES, lambda c, i: f"column {c!r} row {i}", source)
+    rows = validated_features(frame, MODEL_FEATURES, lambda c, i: f"column {c!r} row {i}", source)
     present_ids = [c for c in ID_COLUMNS if c in frame.columns and frame[c].notna().any()]
     ids = pd.DataFrame(index=frame.index)
     for column in present_ids:
-        ids[column] = _ids(frame[column], lambda i, c=column: f"column {c!r} row {i}")
+        ids[column] = valid_ids(frame[column], lambda i, c=column: f"column {c!r} row {i}")
     return ScoreRequest(rows=model_frame(rows), ids=ids)
 
 
@@ -235,33 +235,35 @@ def _rank_request(payload: dict[str, Any], limits: Limits) -> RankRequest:
         raise RequestError(f"'customer' must be an object of features, got {_kind(customer)}")
     if not isinstance(candidates, list):
         raise RequestError(f"'candidates' must be a list of objects, got {_kind(candidates)}")
-    k = _k(payload.get("k", DEFAULT_K), limits)
+    k = valid_k(payload.get("k", DEFAULT_K), limits)
     customer_features = [f.name for f in CUSTOMER_FEATURES]
     item_features = [f.name for f in ITEM_FEATURES]
-    _check_columns(
+    check_columns(
         [customer],
         ["customer_id", *customer_features],
         [EVENT_TIME_COLUMN],
         "customer",
         "customer_id and the customer features",
     )
-    _check_columns(
-        _object_rows(candidates, "candidate"),
+    check_columns(
+        object_rows(candidates, "candidate"),
         ["item_id", *item_features],
         [EVENT_TIME_COLUMN],
         "candidate",
         "item_id and the item features",
     )
     customer_frame = pd.DataFrame([customer], columns=customer_features, dtype=object)
-    customer_frame = _validated(
+    customer_frame = validated_features(
         customer_frame, customer_features, lambda c, _: f"customer field {c!r}", "JSON"
     )
-    customer_id = _ids(
+    customer_id = valid_ids(
         pd.Series([customer["customer_id"]]), lambda _: "customer field 'customer_id'"
     ).iloc[0]
     items = pd.DataFrame(candidates, columns=["item_id", *item_features], dtype=object)
-    items = _validated(items, item_features, lambda c, i: f"candidate {i} field {c!r}", "JSON")
-    items["item_id"] = _ids(items["item_id"], lambda i: f"candidate {i} field 'item_id'")
+    items = validated_features(
+        items, item_features, lambda c, i: f"candidate {i} field {c!r}", "JSON"
+    )
+    items["item_id"] = valid_ids(items["item_id"], lambda i: f"candidate {i} field 'item_id'")
     duplicated = items["item_id"].duplicated()
     if duplicated.any():
         first = int(np.flatnonzero(duplicated.to_numpy())[0])
@@ -272,7 +274,7 @@ def _rank_request(payload: dict[str, Any], limits: Limits) -> RankRequest:
     return RankRequest(customer_id=customer_id, rows=score_rows(record, items), k=k)
 
 
-def _k(value: Any, limits: Limits) -> int:
+def valid_k(value: Any, limits: Limits) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or not _whole(value):
         raise RequestError(f"'k' must be an integer from 1 to {limits.max_k}, got {_show(value)}")
     if not 1 <= value <= limits.max_k:
@@ -280,7 +282,7 @@ def _k(value: Any, limits: Limits) -> int:
     return int(value)
 
 
-def _validated(
+def validated_features(
     frame: pd.DataFrame, columns: Sequence[str], where: CellWhere, source: str
 ) -> pd.DataFrame:
     """Check every feature cell's type; numeric columns come back as float64.
@@ -335,7 +337,7 @@ def _check_strings(column: pd.Series, source: str, where: Where) -> None:
         raise RequestError(f"{where(i + 1)}: expected {what}, got {_show(value)}")
 
 
-def _ids(column: pd.Series, where: Where) -> pd.Series:
+def valid_ids(column: pd.Series, where: Where) -> pd.Series:
     def valid(v: Any) -> bool:
         if isinstance(v, bool):
             return False
