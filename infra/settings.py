@@ -44,15 +44,28 @@ CLOUDWATCH_RETENTION_DAYS = (
 SCHEDULE_PATTERN = r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$"
 
 
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+DAY_SECONDS = 86400
+
+
+def rate_parts(expression: str) -> tuple[int, str, int] | None:
+    """(count, unit as written, seconds between runs) of a `rate(N unit)` expression; None
+    for any other (cron)."""
+    match = _RATE.match(expression.strip())
+    if match is None:
+        return None
+    count, unit = int(match[1]), match[2]
+    return count, unit, count * _UNIT_SECONDS[unit.rstrip("s")]
+
+
 def schedule_period_seconds(expression: str) -> int:
     """Seconds between runs of a `rate(...)` schedule; a `cron(...)` one is taken as daily.
 
     Alarms on what a schedule publishes evaluate one datapoint per run, so their period is the
     schedule's."""
-    match = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", expression)
-    if match is None:
-        return 86400
-    return int(match[1]) * {"minute": 60, "hour": 3600, "day": 86400}[match[2]]
+    parts = rate_parts(expression)
+    return DAY_SECONDS if parts is None else parts[2]
 
 
 class SettingsError(pulumi.RunError):

@@ -20,10 +20,11 @@ from infra.components import iam_documents
 from infra.components.handler_function import HandlerFunction, HandlerFunctionArgs
 from infra.components.platform_refs import PlatformRefs
 from infra.components.tagging import tags_for
+from infra.settings import SCHEDULE_PATTERN
 
 HANDLER = "ml_code.handlers.retrain.handler"
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
-SCHEDULE_PATTERN = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
+SCHEDULE = re.compile(SCHEDULE_PATTERN)
 RULE_NAME_MAX = 64
 
 
@@ -196,7 +197,7 @@ def _check(name: str, args: RetrainingTriggerArgs) -> None:
             f"RetrainingTrigger '{name}': alarm_names is empty; pass the model's drift and "
             "quality alarm names (an empty list would make the rule match no alarm)."
         )
-    if args.schedule_expression and not SCHEDULE_PATTERN.match(args.schedule_expression):
+    if args.schedule_expression and not SCHEDULE.match(args.schedule_expression):
         raise ValueError(
             f"RetrainingTrigger '{name}': schedule_expression '{args.schedule_expression}' is "
             "not an EventBridge schedule; use 'rate(7 days)', 'cron(0 3 ? * MON *)', or '' for "

@@ -21,12 +21,12 @@ from typing import Any
 
 from moto.events.models import EventPattern
 
+from infra.settings import rate_parts
+
 Target = Callable[[Any], Any]
 SCHEDULED_EVENT = "Scheduled Event"
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
 @dataclass(frozen=True)
@@ -180,15 +180,16 @@ def _input_path(path: str, event: Mapping[str, Any]) -> Any:
 
 def schedule_period(expression: str) -> timedelta | None:
     """The period of a `rate(N unit)` expression; None for anything else (cron)."""
-    match = _RATE.match(expression.strip())
-    if not match:
+    parts = rate_parts(expression)
+    if parts is None:
         return None
-    count, unit = int(match.group(1)), match.group(2).rstrip("s")
-    if count < 1 or (count == 1) != (match.group(2) == unit):
+    count, written, seconds = parts
+    unit = written.rstrip("s")
+    if count < 1 or (count == 1) != (written == unit):
         raise ValueError(
             f"'{expression}': EventBridge wants 'rate(1 {unit})' and 'rate(N {unit}s)' for N > 1"
         )
-    return timedelta(seconds=count * _UNIT_SECONDS[unit])
+    return timedelta(seconds=seconds)
 
 
 def _envelope(
