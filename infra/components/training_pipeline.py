@@ -152,35 +152,39 @@ class TrainingPipeline(pulumi.ComponentResource):
         )
 
     def _source_object(self, name: str) -> aws.s3.BucketObjectv2:
-        platform = self.args.platform
-        return aws.s3.BucketObjectv2(
+        return self._artifact(
             f"{name}-source",
-            bucket=platform.bucket_names["artifacts"],
-            key=self.bundle_key,
+            self.bundle_key,
+            "application/gzip",
             source=pulumi.FileAsset(str(self.bundle.path)),
-            content_type="application/gzip",
-            server_side_encryption="aws:kms",
-            kms_key_id=platform.bucket_key_arns["artifacts"],
-            bucket_key_enabled=True,
-            tags=tags_for(f"{name}-source", platform.tags, self.tags),
-            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _no_champion(self, name: str) -> aws.s3.BucketObjectv2:
         """The default `ChampionModelUri`: a prefix with no model in it (a processing input
         must not be empty), so a first run only has to clear the quality floor."""
+        return self._artifact(
+            f"{name}-no-champion",
+            f"{self.layout.models}{training.NO_CHAMPION}README",
+            "text/plain",
+            content="No champion yet: the first model only has to clear the quality floor.\n",
+        )
+
+    def _artifact(
+        self, resource_name: str, key: str, content_type: str, **body: Any
+    ) -> aws.s3.BucketObjectv2:
+        """An object in the artifacts bucket, encrypted with that bucket's key."""
         platform = self.args.platform
         return aws.s3.BucketObjectv2(
-            f"{name}-no-champion",
+            resource_name,
             bucket=platform.bucket_names["artifacts"],
-            key=f"{self.layout.models}{training.NO_CHAMPION}README",
-            content="No champion yet: the first model only has to clear the quality floor.\n",
-            content_type="text/plain",
+            key=key,
+            content_type=content_type,
             server_side_encryption="aws:kms",
             kms_key_id=platform.bucket_key_arns["artifacts"],
             bucket_key_enabled=True,
-            tags=tags_for(f"{name}-no-champion", platform.tags, self.tags),
+            tags=tags_for(resource_name, platform.tags, self.tags),
             opts=pulumi.ResourceOptions(parent=self),
+            **body,
         )
 
     def _role(self, name: str, role: str, statements: list[dict[str, Any]]) -> aws.iam.Role:
