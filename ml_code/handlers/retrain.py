@@ -112,7 +112,7 @@ def retrain(
     nothing_new = _nothing_new(champion, config, now)
     if nothing_new is not None:
         return _result(False, nothing_new, None)
-    model = _model_data_url(champion)
+    model = model_data_url(champion)
     if model is not None:
         parameters.append({"Name": CHAMPION_MODEL_PARAMETER, "Value": model})
     try:
@@ -159,12 +159,8 @@ def champion_package(client: Any, model_package_group: str) -> dict[str, Any] | 
     return client.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
 
 
-def champion_model(client: Any, model_package_group: str) -> str | None:
-    """The latest Approved package's model artifact (S3 URI), or None when none is approved."""
-    return _model_data_url(champion_package(client, model_package_group))
-
-
-def _model_data_url(package: Mapping[str, Any] | None) -> str | None:
+def model_data_url(package: Mapping[str, Any] | None) -> str | None:
+    """A described package's model artifact (S3 URI); None without a package or artifact."""
     containers = ((package or {}).get("InferenceSpecification") or {}).get("Containers") or []
     url = containers[0].get("ModelDataUrl") if containers else None
     return url if isinstance(url, str) and url.startswith("s3://") else None

@@ -198,7 +198,7 @@ def test_the_run_must_beat_the_latest_approved_model_not_a_pending_one(sagemaker
 
 def test_an_approved_package_without_a_model_artifact_is_no_champion(sagemaker):
     _approved_package(sagemaker, None)
-    assert retrain.champion_model(sagemaker, GROUP) is None
+    assert retrain.model_data_url(retrain.champion_package(sagemaker, GROUP)) is None
 
 
 def test_no_run_starts_before_a_week_of_labels_the_champion_has_not_seen(sagemaker, monkeypatch):
