@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from infra.local.defaults import MIN_HISTORY_DAYS  # annotations are read at module level
+
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 SCENARIO_NAMES = ("preference-shift", "price-shock", "new-items", "none")
@@ -131,7 +133,10 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--no-bad-batch", help="Every daily batch is clean.")
         ] = False,
         history_days: Annotated[
-            int, typer.Option("--history-days", min=42, help="Days of history before the run.")
+            int,
+            typer.Option(
+                "--history-days", min=MIN_HISTORY_DAYS, help="Days of history before the run."
+            ),
         ] = DEFAULT_HISTORY_DAYS,
         requests_per_day: Annotated[
             int, typer.Option("--requests-per-day", min=1, help="Ranking requests a day.")

@@ -5,6 +5,9 @@ DEFAULT_DAYS = 20
 """The story needs three weeks: customers change on day 1, drift shows within days (too early
 to retrain: nothing is labelled yet), a week of labels shows the quality drop, the retrain
 deploys on day 10 or so, and its own traffic is labelled a week later."""
+MIN_HISTORY_DAYS = 42
+"""`ml_code.features.build.MIN_DATA_DAYS`, kept here as a number so the CLI can check
+`--history-days` without importing pandas (a test holds the two equal)."""
 DEFAULT_HISTORY_DAYS = 45
 """The 42 days a training set needs (28 of features before the first cut-off, two label
 windows after it), and a few more."""

@@ -71,6 +71,7 @@ from ml_code import lineage
 from ml_code.data.dataset import Dataset, write_partition, write_reference
 from ml_code.data.generate import generate_day, generate_world, get_scenario
 from ml_code.data.validate import validate_dataset, write_report
+from ml_code.features.build import MIN_DATA_DAYS
 from ml_code.features.definitions import LABEL_HORIZON_DAYS, LOOKBACK_DAYS
 
 TRAINING_TRIGGER = "initial"
@@ -78,7 +79,6 @@ SCHEDULE_TIME_PLACEHOLDER = "<aws.scheduler.scheduled-time>"
 _PIPELINE = "aws:sagemaker/pipeline:Pipeline"
 _SCHEDULE = "aws:scheduler/schedule:Schedule"
 _NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
-MIN_HISTORY_DAYS = LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS
 _TRAFFIC_HOUR = 9
 _INGEST_HOUR = 22
 
@@ -109,12 +109,12 @@ class ScenarioSettings:
     """An already made plan of `stack` (tests); default: plan it now."""
 
     def __post_init__(self) -> None:
-        if self.history_days < MIN_HISTORY_DAYS:
+        if self.history_days < MIN_DATA_DAYS:
             raise ScenarioError(
                 f"history_days = {self.history_days} is too short: the first model's training "
-                f"set needs {MIN_HISTORY_DAYS} days ({LOOKBACK_DAYS} of features before the first "
+                f"set needs {MIN_DATA_DAYS} days ({LOOKBACK_DAYS} of features before the first "
                 f"cut-off and {LABEL_HORIZON_DAYS}-day label windows for training and test); "
-                f"use --history-days {MIN_HISTORY_DAYS} or more"
+                f"use --history-days {MIN_DATA_DAYS} or more"
             )
 
 

@@ -66,6 +66,9 @@ from ml_code.features.definitions import (  # noqa: E402
 
 SPLITS = ("train", "validation", "test")
 TRAIN_CUTOFFS = 7
+MIN_DATA_DAYS = LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS
+"""The shortest data a training set is built from: a full lookback before the first cut-off,
+then a training and a test label window."""
 VALIDATION_BUCKETS = 10
 
 
@@ -110,7 +113,7 @@ def plan_splits(
             f"data from {first_date} to {last_date} is too short for a cutoff of {test}: need "
             f"{LOOKBACK_DAYS} days of history before the first training cut-off and "
             f"{2 * LABEL_HORIZON_DAYS} days of labels after it "
-            f"({LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS} days at least)"
+            f"({MIN_DATA_DAYS} days at least)"
         )
     return SplitPlan(tuple(sorted(train)), test)
 

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from infra.local import traffic
 from infra.local.command import register
-from infra.local.defaults import DEFAULT_BAD_BATCH_DAY, DEFAULT_SHIFT_DAY
+from infra.local.defaults import DEFAULT_BAD_BATCH_DAY, DEFAULT_SHIFT_DAY, MIN_HISTORY_DAYS
 from infra.local.jobs_runner import ForkServerRunner, recognise
 from infra.local.pipeline_executor import split_s3
 from infra.local.report import render_html
@@ -38,12 +38,14 @@ from infra.local.scenario import (
     LocalRun,
     PolicyRefusal,
     RunRecord,
+    ScenarioError,
     ScenarioSettings,
     plan_for,
     run_scenario,
 )
 from infra.pipelines.jobs import RUN_MODULE
 from ml_code import lineage
+from ml_code.features.build import MIN_DATA_DAYS
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD_DAY = DEFAULT_BAD_BATCH_DAY
@@ -244,6 +246,12 @@ def test_the_stack_thresholds_decide_whether_the_run_retrains(story: Story, tmp_
     assert not [a for a in record.alarm_transitions if a["to"] == "ALARM" and "drift" in a["alarm"]]
     drift_seen = [d.drift_max_psi for d in record.days if d.drift_max_psi is not None]
     assert drift_seen and max(drift_seen) < 10.0
+
+
+def test_a_history_too_short_to_train_on_is_refused_with_the_days_it_needs() -> None:
+    assert MIN_HISTORY_DAYS == MIN_DATA_DAYS, "the CLI's --history-days bound"
+    with pytest.raises(ScenarioError, match=f"--history-days {MIN_DATA_DAYS} or more"):
+        ScenarioSettings(project_dir=ROOT, history_days=MIN_DATA_DAYS - 1)
 
 
 def test_a_stack_with_mandatory_policy_violations_is_refused_before_anything_runs() -> None:
