@@ -19,3 +19,7 @@ DEFAULT_REQUESTS_PER_DAY = 20
 this is what the minute buys; the drift window (a week, at least 100 requests) and the quality
 alarm (five days in a row) are what make so few requests enough."""
 DEFAULT_SEED = 7
+SIMULATION_START = "2026-01-07"
+"""The first simulated day (a Wednesday). Shoppers' activity follows the weekday, so a run that
+started on the real date would tell a different story on each day of the week; a run is a
+function of its seed and options alone."""

@@ -107,7 +107,11 @@ class PipelineExecutor:
         account_id: str,
         runner: JobRunner | None = None,
         on_upload: UploadListener | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
+        """`clock` is the service's time: `Execution.StartDateTime` and `CurrentDateTime`
+        read it, so an emulated execution at a simulated time sees that time, as the one
+        SageMaker runs sees its own."""
         self.s3 = s3
         self.sagemaker = sagemaker
         self.workdir = workdir
@@ -115,6 +119,7 @@ class PipelineExecutor:
         self.account_id = account_id
         self.runner: JobRunner = runner or SubprocessRunner()
         self.on_upload = on_upload
+        self.clock = clock
         self.seen: set[str] = set()
         self.results: list[ExecutionResult] = []
         self._objects: dict[tuple[str, str, str | None, int | None], bytes] = {}
@@ -183,8 +188,8 @@ class PipelineExecutor:
                 "PipelineExecutionArn": execution_arn,
                 "PipelineName": pipeline_name,
                 "PipelineArn": described["PipelineArn"],
-                "StartDateTime": datetime.now(UTC).isoformat(),
-                "CurrentDateTime": datetime.now(UTC).isoformat(),
+                "StartDateTime": self.clock().isoformat(),
+                "CurrentDateTime": self.clock().isoformat(),
             },
             read_json=self._read_json,
         )

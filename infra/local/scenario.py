@@ -8,12 +8,14 @@ events it emits), CloudWatch (evaluating alarms) and EventBridge (routing events
 to the plan's handlers). Which pipeline runs, with which parameters, which handler reacts to
 what, and every threshold, come from the plan.
 
-Time is simulated. The simulation starts today (UTC) and runs forward, so the validation step's
-freshness check, which compares partitions with the wall-clock date, accepts every batch. moto
-stamps executions with the wall clock, while the retrain handler measures its cooldown from the
-alarm event's (simulated) time; so before a handler runs, execution start times are set to
-their simulated start (`_Timeline`), and a cooldown of 60 minutes means 60 simulated minutes,
-as in AWS.
+Time is simulated, on a fixed calendar (`SIMULATION_START`, whatever the real date), so a run
+is a function of its seed and options alone. Every service reads the simulated clock: the
+pipeline executor gives it to executions as `Execution.StartDateTime` (the validation step
+judges freshness against it, as it does in AWS against the real start), the endpoint stamps
+captures with it, alarms and events carry it. moto stamps executions with the wall clock,
+while the retrain handler measures its cooldown from the alarm event's (simulated) time; so
+before a handler runs, execution start times are set to their simulated start (`_Timeline`),
+and a cooldown of 60 minutes means 60 simulated minutes, as in AWS.
 
 Monitoring runs once a simulated day (the stack must schedule it daily), after the day's
 ground truth has arrived, with the definition's own windows: drift over the last week of
@@ -53,6 +55,7 @@ from infra.local.defaults import (
     DEFAULT_REQUESTS_PER_DAY,
     DEFAULT_SEED,
     DEFAULT_SHIFT_DAY,
+    SIMULATION_START,
 )
 from infra.local.emulator import ACCOUNT_ID, Emulator
 from infra.local.endpoint_host import EndpointHost
@@ -104,6 +107,8 @@ class ScenarioSettings:
     seed: int = DEFAULT_SEED
     customers: int = DEFAULT_CUSTOMERS
     requests_per_day: int = DEFAULT_REQUESTS_PER_DAY
+    start_date: dt.date = dt.date.fromisoformat(SIMULATION_START)
+    """The first simulated day; the history ends the day before."""
     run_dir: Path | None = None
     plan: Mapping[str, Any] | None = None
     """An already made plan of `stack` (tests); default: plan it now."""
@@ -259,14 +264,14 @@ class LocalRun:
         self.record = RunRecord(
             settings.stack,
             {
-                k: str(v) if isinstance(v, Path) else v
+                k: str(v) if isinstance(v, Path | dt.date) else v
                 for k, v in settings.__dict__.items()
                 if k != "plan"
             },
         )
         self.run_dir = settings.run_dir or default_run_dir(settings.project_dir, settings.stack)
         self.record.run_dir = str(self.run_dir)
-        self.start = dt.datetime.now(dt.UTC).date()
+        self.start = settings.start_date
         self.clock = _Clock(dt.datetime.combine(self.start, dt.time(), dt.UTC))
         self.timeline = _Timeline()
         self.accepted: list[pd.DataFrame] = []
@@ -362,6 +367,7 @@ class LocalRun:
             account_id=self.cloud.account_id,
             runner=_TimedRunner(self.runner, self.record.jobs),
             on_upload=lambda bucket, key: self._uploads.append((bucket, key)),
+            clock=self.clock,
         )
 
     def _generate_history(self) -> None:

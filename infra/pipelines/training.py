@@ -265,6 +265,10 @@ def _join(*values: Any) -> Any:
 
 
 def _validate_step(session: Any, spec: TrainingPipelineSpec, params: dict[str, Any]) -> Any:
+    """Freshness is judged against the execution's start (``Execution.StartDateTime``), not
+    the container's clock: a run is judged by when it was asked for, and a replayed or
+    emulated execution judges its data as the original would."""
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     curated = spec.buckets["curated"]
@@ -295,6 +299,8 @@ def _validate_step(session: Any, spec: TrainingPipelineSpec, params: dict[str, A
             f"{_OUT}/report",
             "--max-age-days",
             params[PARAM_MAX_DATA_AGE].to_string(),
+            "--as-of",
+            ExecutionVariables.START_DATETIME,
         ),
     )
     return ProcessingStep(

@@ -262,6 +262,20 @@ def write_report(report: ValidationReport, directory: str | Path) -> Path:
     return directory / REPORT_JSON
 
 
+def as_of_day(text: str) -> dt.date:
+    """A date, or the UTC day of an ISO 8601 time (``Execution.StartDateTime``); a time
+    without a zone is taken as UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--as-of '{text}' is neither a date (YYYY-MM-DD) nor an ISO 8601 time"
+        ) from None
+    if moment.tzinfo is None:
+        return moment.date()
+    return moment.astimezone(dt.UTC).date()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Validate a dataset batch; copy it if accepted.")
     parser.add_argument("--input", default="/opt/ml/processing/input/dataset")
@@ -269,9 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", default="/opt/ml/processing/output/report")
     parser.add_argument(
         "--as-of",
-        type=dt.date.fromisoformat,
+        type=as_of_day,
         default=None,
-        help="reference day for freshness (default: today, UTC)",
+        help="reference day for freshness: a date or an ISO time such as the pipeline "
+        "execution's start (default: today, UTC)",
     )
     parser.add_argument("--max-age-days", type=int, default=DEFAULT_MAX_AGE_DAYS)
     args = parser.parse_args(argv)

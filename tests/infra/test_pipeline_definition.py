@@ -424,10 +424,19 @@ def test_every_job_stops_after_the_configured_runtime(built, name, seconds):
         assert found["Arguments"]["StoppingCondition"] == {"MaxRuntimeInSeconds": seconds}
 
 
+RENDERED_EXECUTION_VARIABLES = {
+    "StartDateTime": "2026-12-04T09:30:00.123Z",
+    "PipelineExecutionId": "abc123def456",
+}
+"""As SageMaker renders execution variables: times in ISO 8601 with a `Z`."""
+
+
 def _resolve(value: Any, parameters: dict[str, Any], evaluation: dict[str, Any]) -> Any:
     """The few expressions the gate uses, evaluated as the pipeline service would."""
     if isinstance(value, dict) and "Get" in value:
         root, name = value["Get"].split(".", 1)
+        if root == "Execution":
+            return RENDERED_EXECUTION_VARIABLES[name]
         assert root == "Parameters", value
         return parameters[name]
     if isinstance(value, dict) and "Std:JsonGet" in value:

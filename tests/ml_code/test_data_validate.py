@@ -17,6 +17,7 @@ import pytest
 
 from ml_code.data.dataset import read_table
 from ml_code.data.generate import World
+from ml_code.data import validate
 from ml_code.data.validate import REPORT_JSON, REPORT_MARKDOWN, main, validate_dataset
 
 
@@ -184,3 +185,23 @@ def test_events_filed_under_the_wrong_day_are_caught(batch: Path, small_world: W
     _rewrite(first, lambda df: df.assign(event_time=df["event_time"] + pd.Timedelta(days=1)))
     report = validate_dataset(batch, dt.date.fromisoformat(_as_of(small_world)))
     assert any("inside its partition" in f.check for f in report.failures)
+
+
+@pytest.mark.parametrize(
+    ("given", "day"),
+    [
+        ("2026-01-07", dt.date(2026, 1, 7)),
+        ("2026-01-07T23:30:00.123Z", dt.date(2026, 1, 7)),
+        ("2026-01-08T01:00:00+05:00", dt.date(2026, 1, 7)),
+        ("2026-01-07T10:00:00", dt.date(2026, 1, 7)),
+    ],
+)
+def test_freshness_is_judged_on_the_utc_day_of_the_execution_start(given, day):
+    assert validate.as_of_day(given) == day
+
+
+def test_an_as_of_that_is_no_time_is_a_usage_error_naming_the_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        validate.main(["--as-of", "yesterday"])
+    assert exit_info.value.code == 2
+    assert "--as-of 'yesterday' is neither a date" in capsys.readouterr().err
