@@ -4,31 +4,54 @@ Per model feature, the window's values are counted into the baseline's own bucke
 a numeric feature, the categories plus "other" of a categorical one, plus a "missing" bucket:
 a value the model sees as missing, such as an unknown category, is drift too). Counts add, so
 the window is streamed in chunks and memory stays flat however long it is; chunked and one-shot
-results are identical. Statistics, with p = window shares and q = baseline shares:
+results are identical, and shards of one window merge exactly (split them between requests).
 
-* **PSI** = sum((p - q) * ln(p / q)), shares floored at 1e-4 so empty buckets stay finite.
-  Rule of thumb: < 0.1 stable, 0.1-0.2 moderate, > 0.2 (the default threshold) drifted.
-* **Jensen-Shannon distance** (base 2, in [0, 1]) on the unfloored shares.
-* **KS** (numeric only): max |F_window - F_baseline| over the baseline's bin edges, where both
-  empirical CDFs are known exactly. It is a lower bound on the two-sample KS statistic of the
-  raw values (exact when every value sits on an edge, e.g. integer features with few values);
-  its p-value uses the asymptotic two-sample distribution with n*m/(n+m) as sample size.
+**The decision accounts for sample size.** Rows are clustered: the ~25-40 candidate rows of a
+ranking request share one customer's features, so the window holds about one independent
+observation per request, not per row. The effective sample sizes are the window's clusters
+``n`` (runs of rows of one customer, i.e. requests; every row when rows carry no
+``customer_id``) and the baseline's ``m`` (its ``clusters``, one per customer and cut-off) for
+customer features (``per_cluster`` in the baseline); item and pair features take a different
+value on each row of a request, so for them ``n`` and ``m`` are the rows.
+Then, per feature, with p = window shares and q = baseline shares:
 
-A feature drifts when its PSI exceeds the threshold; the report carries the max PSI overall.
+1. **Buckets with enough data.** Adjacent numeric bins (in value order; the empty outer bins
+   join their neighbours) and rare categories (into "other") are merged until every bucket
+   expects at least ``MIN_EXPECTED_COUNT`` (5) of the ``n`` clusters, the usual condition for
+   the chi-square approximation below. The merge depends only on the baseline and ``n``, so it
+   is the same for any chunking or sharding of the window.
+2. **PSI** = sum((p - q) * ln(p / q)) over those buckets, shares floored at 1e-4 so empty
+   buckets stay finite (``psi_raw`` in the report).
+3. **Noise-corrected PSI** (``psi``, the published value) = max(0, PSI - d * (1/n + 1/m)),
+   where d is the number of buckets minus one. Without change, n * m / (n + m) * PSI is
+   approximately chi-square with d degrees of freedom, so d * (1/n + 1/m) is the PSI that
+   sampling noise alone adds on average (about 0.06 for 140 requests and 10 buckets). The
+   corrected value estimates the population PSI; the threshold (default 0.2, the usual
+   "significant shift") is an effect-size floor on that estimate. ``p_value`` (the chi-square
+   tail of the raw PSI) is reported alongside, not used by the alarm.
+
+A feature drifts when its corrected PSI exceeds the threshold and it is monitored (features
+that move with the calendar by construction are reported but never alarm; see
+``drift_monitored`` in :mod:`ml_code.features.definitions`). The report carries the max
+corrected PSI over monitored features. Also reported: the **Jensen-Shannon distance** (base 2)
+and, for numeric features, **KS** at the baseline's bin edges with its asymptotic p-value,
+both on the unmerged buckets and row counts (descriptive; rows are not independent).
+
 Published metrics (namespace and names in :mod:`ml_code.monitoring.metrics`):
 
-=========================  =========================  ==================================
+=========================  =========================  ==========================================
 Metric                     Dimensions                 Value
-=========================  =========================  ==================================
-``feature_drift_max_psi``  Endpoint, Model            largest PSI over the model features
-``feature_drift_psi``      Endpoint, Model, Feature   PSI of that feature
-=========================  =========================  ==================================
+=========================  =========================  ==========================================
+``feature_drift_max_psi``  Endpoint, Model            largest noise-corrected PSI over the
+                                                      monitored model features
+``feature_drift_psi``      Endpoint, Model, Feature   noise-corrected PSI of that feature
+=========================  =========================  ==========================================
 
 The window is the requests captured in the ``--window-days`` before ``--window-end`` (by their
 inference time; default: everything under ``--capture``). A window of fewer than
-``--min-requests`` requests gets a report but no metrics: the PSI of a handful of customers
-measures sampling noise (about 1 for 30 ranking requests), and an alarm on it would retrain for
-nothing. The alarm sees missing data instead.
+``--min-requests`` requests gets a report but no metrics: with a handful of customers even the
+corrected PSI is mostly noise, and an alarm on it would retrain for nothing. The alarm sees
+missing data instead.
 
 Run: ``python -m ml_code.monitoring.drift --baseline PATH --capture DIR --output DIR
 [--threshold 0.2] [--window-days 7] [--window-end ISO] [--min-requests 100]
@@ -53,12 +76,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.spatial.distance import jensenshannon  # noqa: E402
 from scipy.special import rel_entr  # noqa: E402
-from scipy.stats import kstwo  # noqa: E402
+from scipy.stats import chi2, kstwo  # noqa: E402
 
 from ml_code.monitoring.baseline import (  # noqa: E402
+    CLUSTER_COLUMN,
     OTHER,
     category_counts,
     category_keys,
+    cluster_runs,
+    clusters,
     numeric_bin_counts,
     read_baseline,
 )
@@ -76,14 +102,18 @@ from ml_code.monitoring.metrics import (  # noqa: E402
 
 REPORT_FILE = "drift_report.json"
 SHARE_FLOOR = 1e-4
+MIN_EXPECTED_COUNT = 5.0
 
 
 class DriftAccumulator:
-    """Per-feature bucket counts of a window, fed chunk by chunk (``update``) and mergeable."""
+    """Per-feature bucket counts and the cluster count of a window, fed chunk by chunk
+    (``update``) in row order, and mergeable across shards that split between clusters."""
 
     def __init__(self, baseline: Mapping[str, Any]) -> None:
         self.baseline = baseline
         self.rows = 0
+        self.clusters = 0
+        self._last_key: Any = None
         self.counts: dict[str, np.ndarray] = {
             name: np.zeros(_bucket_count(stats), dtype=np.int64)
             for name, stats in baseline["features"].items()
@@ -95,12 +125,20 @@ class DriftAccumulator:
         if missing:
             raise ValueError(f"captured rows lack baseline features {missing}")
         self.rows += len(rows)
+        if CLUSTER_COLUMN in rows.columns and len(rows):
+            keys = rows[CLUSTER_COLUMN]
+            self.clusters += cluster_runs(keys, self._last_key)
+            self._last_key = keys.iloc[-1]
+        else:
+            self.clusters += len(rows)
+            self._last_key = None
         for name, stats in self.baseline["features"].items():
             self.counts[name] += window_counts(rows[name], stats)
 
     def merge(self, other: DriftAccumulator) -> None:
         """Add another shard's counts (same baseline)."""
         self.rows += other.rows
+        self.clusters += other.clusters
         for name in self.counts:
             self.counts[name] += other.counts[name]
 
@@ -150,10 +188,48 @@ def ks_from_counts(window: np.ndarray, reference: np.ndarray) -> tuple[float, fl
     return d, float(kstwo.sf(d, effective))
 
 
+def decision_buckets(stats: Mapping[str, Any], reference: np.ndarray, n: int) -> np.ndarray:
+    """For each raw bucket, the merged bucket the decision counts it in (step 1 above).
+
+    The last raw bucket (missing) stays on its own: a model input gone missing is drift however
+    rare it was in training.
+    """
+    present = reference[:-1].astype(float)
+    share = present / present.sum() if present.sum() else np.zeros(present.size)
+    need = MIN_EXPECTED_COUNT / max(n, 1)
+    group = np.zeros(reference.size, dtype=np.int64)
+    if stats["kind"] == "numeric":
+        held, current = 0.0, 0
+        for i in range(present.size):
+            group[i] = current
+            held += share[i]
+            if held >= need and i + 1 < present.size:
+                current, held = current + 1, 0.0
+        if current and share[group[:-1] == current].sum() < need:
+            group[:-1][group[:-1] == current] = current - 1  # short tail joins its neighbour
+    else:
+        other = present.size - 1
+        kept = np.flatnonzero(share >= need)
+        kept = kept[kept != other]
+        group[:-1] = kept.size  # rare categories share the "other" bucket
+        group[kept] = np.arange(kept.size)
+    group[-1] = group[:-1].max() + 1
+    return group
+
+
 def feature_drift(
-    name: str, stats: Mapping[str, Any], counts: np.ndarray, threshold: float
+    name: str,
+    stats: Mapping[str, Any],
+    counts: np.ndarray,
+    threshold: float,
+    clusters: int | None = None,
+    baseline_clusters: int | None = None,
 ) -> dict[str, Any]:
-    """Drift statistics of one feature from its window counts."""
+    """Drift statistics of one feature from its window counts (the decision above).
+
+    ``clusters``/``baseline_clusters``: effective sample sizes of the window and the baseline
+    (default: their rows, i.e. independent rows).
+    """
     reference = baseline_counts(stats)
     n = int(counts.sum())
     result: dict[str, Any] = {
@@ -164,14 +240,32 @@ def feature_drift(
         "monitored": bool(stats.get("drift_monitored", True)),
     }
     if n == 0:
-        return {**result, "psi": None, "js_distance": None, "drift": False}
-    value = psi(counts, reference)
-    result["psi"] = value
+        return {**result, "psi": None, "psi_raw": None, "js_distance": None, "drift": False}
+    m = int(reference.sum())
+    per_cluster = bool(stats.get("per_cluster", True))
+    n_eff = max(min(clusters or n, n), 1) if per_cluster else n
+    m_eff = max(min(baseline_clusters or m, m), 1) if per_cluster else m
+    group = decision_buckets(stats, reference, n_eff)
+    window = np.bincount(group, weights=counts, minlength=group.max() + 1)
+    base = np.bincount(group, weights=reference, minlength=group.max() + 1)
+    used = (window > 0) | (base > 0)
+    raw = psi(window[used], base[used])
+    dof = max(int(used.sum()) - 1, 1)
+    scale = 1.0 / n_eff + 1.0 / m_eff
+    corrected = max(raw - dof * scale, 0.0)
+    result.update(
+        psi=corrected,
+        psi_raw=raw,
+        psi_noise=dof * scale,
+        p_value=float(chi2.sf(raw / scale, dof)),
+        buckets=int(used.sum()),
+        effective_rows=n_eff,
+    )
     result["js_distance"] = float(jensenshannon(counts / n, reference / reference.sum(), base=2))
     if stats["kind"] == "numeric" and counts[:-1].sum() and reference[:-1].sum():
         ks, p_value = ks_from_counts(counts[:-1], reference[:-1])
         result.update(ks_statistic=ks, ks_pvalue=p_value)
-    result["drift"] = bool(value > threshold) and result["monitored"]
+    result["drift"] = bool(corrected > threshold) and result["monitored"]
     return result
 
 
@@ -181,9 +275,17 @@ def drift_report(
     window: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report: per-feature statistics, drifted features and the max PSI."""
+    baseline = accumulator.baseline
     features = {
-        name: feature_drift(name, stats, accumulator.counts[name], threshold)
-        for name, stats in accumulator.baseline["features"].items()
+        name: feature_drift(
+            name,
+            stats,
+            accumulator.counts[name],
+            threshold,
+            clusters=accumulator.clusters,
+            baseline_clusters=clusters(baseline),
+        )
+        for name, stats in baseline["features"].items()
     }
     psis = {
         n: f["psi"]
@@ -193,6 +295,8 @@ def drift_report(
     return {
         "threshold": threshold,
         "rows": accumulator.rows,
+        "clusters": accumulator.clusters,
+        "baseline_clusters": clusters(baseline),
         "window": dict(window or {}),
         "max_psi": max(psis.values()) if psis else None,
         "max_psi_feature": max(psis, key=psis.__getitem__) if psis else None,
