@@ -4,14 +4,23 @@ A row is a (customer, candidate item) pair at a cut-off: features from events be
 cut-off (``ml_code.features.compute``), label 1 when the customer purchases the item within
 ``LABEL_HORIZON_DAYS`` from the cut-off.
 
-The test set is a time-based holdout: the newest cut-off whose label window is complete. The
-training rows come from ``TRAIN_CUTOFFS`` daily cut-offs ending one label horizon before it, so
-every label the model trains on precedes the test cut-off (nothing leaks), and the newest
-labels the data holds are in the training set: after customers change, a retrain learns from
-their new behaviour one horizon sooner than with cut-offs spaced a horizon apart. Validation
-is a customer holdout of those cut-offs (one customer in ``VALIDATION_BUCKETS``, by a stable
-hash of the id), so it costs no label window of its own. Every cut-off has a full
-``LOOKBACK_DAYS`` of history behind it, so no training row carries truncated features.
+Every split is anchored at the newest cut-off whose label window is complete, so a model
+learns from the freshest behaviour the data can label: after customers change, a retrain
+started a few days later trains *and* is judged on their new behaviour. The rows of the
+``TRAIN_CUTOFFS`` newest daily cut-offs are split by customer (a stable hash of the id):
+
+* test: one customer in ``TEST_BUCKETS``, at the ``TEST_CUTOFFS`` newest cut-offs. The
+  champion/challenger gate scores both models on these rows, so the comparison is on the most
+  recent held-out behaviour, where a model that fits the new world wins;
+* validation: one customer in ``VALIDATION_BUCKETS`` of the others, at every cut-off;
+* train: everyone else, at every cut-off.
+
+Train and test share days, not customers: no test customer's label is ever trained on. What
+they share is the item side (a best seller's popularity), as a model serving the same week
+shares it with its traffic. (A time-based test split would have to end one label horizon after
+the training labels, so a retrain could learn a change only about two weeks after it.) Every
+cut-off has a full ``LOOKBACK_DAYS`` of history behind it, so no row carries truncated
+features.
 
 Output layout (Parquet; SageMaker's scikit-learn container reads it with pandas/pyarrow)::
 
@@ -26,6 +35,8 @@ Script::
 
     python -m ml_code.features.build --input /opt/ml/processing/input/dataset \
         --output /opt/ml/processing/output [--cutoff YYYY-MM-DD] [--train-cutoffs 7]
+
+``--cutoff`` is the newest cut-off (default: the newest whose label window is complete).
 """
 
 from __future__ import annotations
@@ -66,25 +77,33 @@ from ml_code.features.definitions import (  # noqa: E402
 
 SPLITS = ("train", "validation", "test")
 TRAIN_CUTOFFS = 7
-MIN_DATA_DAYS = LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS
-"""The shortest data a training set is built from: a full lookback before the first cut-off,
-then a training and a test label window."""
+TEST_CUTOFFS = 3
+TEST_BUCKETS = 5
 VALIDATION_BUCKETS = 10
+MIN_DATA_DAYS = LOOKBACK_DAYS + TRAIN_CUTOFFS - 1 + LABEL_HORIZON_DAYS
+"""The shortest data a training set is built from: a full lookback before the oldest cut-off,
+the cut-offs, and a complete label window after the newest."""
 
 
 @dataclass(frozen=True)
 class SplitPlan:
-    """Cut-offs of the splits; every training label window ends on or before the test cut-off."""
+    """Daily cut-offs, newest last; test rows are a customer holdout at the newest few."""
 
     train_cutoffs: tuple[dt.date, ...]
-    test_cutoff: dt.date
+    test_cutoffs: tuple[dt.date, ...]
+
+    @property
+    def newest(self) -> dt.date:
+        return self.train_cutoffs[-1]
 
     def to_json(self) -> dict[str, list[str] | str]:
         return {
             "train_cutoffs": [d.isoformat() for d in self.train_cutoffs],
-            "validation": f"customers with crc32(customer_id) % {VALIDATION_BUCKETS} == 0 at "
-            "the train cut-offs",
-            "test_cutoff": self.test_cutoff.isoformat(),
+            "test_cutoffs": [d.isoformat() for d in self.test_cutoffs],
+            "test": f"customers with crc32(customer_id) % {TEST_BUCKETS} == 0 at the test cut-offs",
+            "validation": f"other customers with crc32(customer_id) % {VALIDATION_BUCKETS} == 1 "
+            "at the train cut-offs",
+            "labels_through": (self.newest + dt.timedelta(days=LABEL_HORIZON_DAYS - 1)).isoformat(),
         }
 
 
@@ -94,34 +113,51 @@ def plan_splits(
     cutoff: dt.date | None = None,
     n_train_cutoffs: int = TRAIN_CUTOFFS,
 ) -> SplitPlan:
-    """Cut-offs ending at ``cutoff`` (default: the last one whose label window is complete)."""
-    horizon = dt.timedelta(days=LABEL_HORIZON_DAYS)
-    latest = last_date + dt.timedelta(days=1) - horizon
-    test = cutoff or latest
-    if test > latest:
+    """Cut-offs ending at ``cutoff`` (default: the newest whose label window is complete)."""
+    latest = last_date + dt.timedelta(days=1 - LABEL_HORIZON_DAYS)
+    newest = cutoff or latest
+    if newest > latest:
         raise ValueError(
-            f"cutoff {test} leaves an incomplete {LABEL_HORIZON_DAYS}-day label window (data "
+            f"cutoff {newest} leaves an incomplete {LABEL_HORIZON_DAYS}-day label window (data "
             f"ends {last_date}); use a cutoff on or before {latest}"
         )
     earliest = first_date + dt.timedelta(days=LOOKBACK_DAYS)
-    newest = test - horizon
-    train = tuple(
-        c for c in (newest - dt.timedelta(days=k) for k in range(n_train_cutoffs)) if c >= earliest
-    )
-    if not train:
-        raise ValueError(
-            f"data from {first_date} to {last_date} is too short for a cutoff of {test}: need "
-            f"{LOOKBACK_DAYS} days of history before the first training cut-off and "
-            f"{2 * LABEL_HORIZON_DAYS} days of labels after it "
-            f"({MIN_DATA_DAYS} days at least)"
+    cutoffs = tuple(
+        sorted(
+            c
+            for c in (newest - dt.timedelta(days=k) for k in range(n_train_cutoffs))
+            if c >= earliest
         )
-    return SplitPlan(tuple(sorted(train)), test)
+    )
+    if not cutoffs:
+        raise ValueError(
+            f"data from {first_date} to {last_date} is too short for a cutoff of {newest}: need "
+            f"{LOOKBACK_DAYS} days of history before the first cut-off and "
+            f"{LABEL_HORIZON_DAYS} days of labels after it ({MIN_DATA_DAYS} days for "
+            f"{TRAIN_CUTOFFS} cut-offs)"
+        )
+    return SplitPlan(cutoffs, cutoffs[-TEST_CUTOFFS:])
+
+
+def _bucket(customer_ids: pd.Series, buckets: int) -> pd.Series:
+    return customer_ids.astype(str).map(lambda c: zlib.crc32(c.encode()) % buckets)
+
+
+def is_test_customer(customer_ids: pd.Series) -> pd.Series:
+    """The test holdout: a stable one-in-``TEST_BUCKETS`` share of customers."""
+    return _bucket(customer_ids, TEST_BUCKETS) == 0
 
 
 def is_validation_customer(customer_ids: pd.Series) -> pd.Series:
-    """The validation holdout: a stable one-in-``VALIDATION_BUCKETS`` share of customers."""
-    buckets = customer_ids.astype(str).map(lambda c: zlib.crc32(c.encode()) % VALIDATION_BUCKETS)
-    return buckets == 0
+    """The validation holdout: a stable one-in-``VALIDATION_BUCKETS`` share of the customers
+    outside the test holdout."""
+    return (_bucket(customer_ids, VALIDATION_BUCKETS) == 1) & ~is_test_customer(customer_ids)
+
+
+def ranked_lists(rows: pd.DataFrame) -> pd.Series:
+    """Which ranked list each row belongs to: one per customer and cut-off, as one ranking
+    request ranks one customer's candidates on one day. Ranking metrics average over these."""
+    return rows["customer_id"].astype(str) + "@" + rows[EVENT_TIME_COLUMN].astype(str)
 
 
 def purchase_labels(interactions: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:
@@ -152,15 +188,18 @@ def build_examples(dataset: Dataset, cutoff: dt.date, with_labels: bool = True) 
 def build_training_sets(
     dataset: Dataset, cutoff: dt.date | None = None, n_train_cutoffs: int = TRAIN_CUTOFFS
 ) -> tuple[dict[str, pd.DataFrame], SplitPlan]:
-    """Train (several stacked cut-offs), validation and test sets, and the plan that made them."""
+    """Train, validation and test sets (customer holdouts of the newest cut-offs), and the
+    plan that made them."""
     days = dataset.interactions["event_time"]
     plan = plan_splits(days.min().date(), days.max().date(), cutoff, n_train_cutoffs)
     rows = pd.concat([build_examples(dataset, c) for c in plan.train_cutoffs], ignore_index=True)
-    held_out = is_validation_customer(rows["customer_id"])
+    test = is_test_customer(rows["customer_id"])
+    in_test_days = rows[EVENT_TIME_COLUMN].isin([event_time_string(c) for c in plan.test_cutoffs])
+    validation = is_validation_customer(rows["customer_id"])
     return {
-        "train": rows[~held_out].reset_index(drop=True),
-        "validation": rows[held_out].reset_index(drop=True),
-        "test": build_examples(dataset, plan.test_cutoff),
+        "train": rows[~test & ~validation].reset_index(drop=True),
+        "validation": rows[validation].reset_index(drop=True),
+        "test": rows[test & in_test_days].reset_index(drop=True),
     }, plan
 
 

@@ -8,13 +8,17 @@ condition step (``JsonGet``) and attached to the model package. JSON paths:
 * ``binary_classification_metrics.auc.value`` (``.standard_deviation``: Hanley-McNeil error)
 * ``ranking_metrics.ndcg_at_10.value``, ``ranking_metrics.precision_at_10.value``,
   ``ranking_metrics.recall_at_10.value`` (``.standard_deviation``: standard error of the mean
-  over customers)
+  over customers; ``.customer_standard_deviation``: standard deviation of the per-customer
+  values; ``.count``: customers averaged over). Monitoring judges live quality against the
+  serving model's NDCG@10 and its spread, so both travel with the model (the training
+  pipeline publishes this file next to the baseline)
 * ``baseline.ndcg_at_10.value``, ``baseline.precision_at_10.value``,
   ``baseline.recall_at_10.value``, ``baseline.auc.value``: the same metrics when candidates are
   ranked by item popularity (purchases in the last 28 days)
 * ``improvement.ndcg_at_10.value``: model minus baseline NDCG@10
 * ``evaluation.rows``, ``evaluation.customers``, ``evaluation.positives``, ``evaluation.k``
-* ``champion.ndcg_at_10.value``: the serving champion (``--champion``) on the same test rows;
+* ``champion.ndcg_at_10.value``: the serving champion (``--champion``) on the same test rows
+  (with the same ``standard_deviation``, ``customer_standard_deviation`` and ``count``);
   0 with ``champion.present`` false when there is none yet
 
 Ranking metrics cover each customer's candidate list (what the endpoint ranks), averaged over
@@ -48,7 +52,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 
 from ml_code import tracking  # noqa: E402
-from ml_code.features.build import read_split  # noqa: E402
+from ml_code.features.build import ranked_lists, read_split  # noqa: E402
 from ml_code.features.definitions import (  # noqa: E402
     EVENT_TIME_COLUMN,
     LABEL_COLUMN,
@@ -104,6 +108,8 @@ def _ranking(customers: pd.Series, scores: np.ndarray, labels: np.ndarray, k: in
         name: {
             "value": float(table[name].mean()),
             "standard_deviation": float(table[name].std(ddof=1) / math.sqrt(n)),
+            "customer_standard_deviation": float(table[name].std(ddof=1)),
+            "count": int(len(table)),
         }
         for name in table.columns
     }
@@ -114,8 +120,9 @@ def evaluate(model: Pipeline, test: pd.DataFrame, k: int = 10) -> dict[str, Any]
     labels = test[LABEL_COLUMN].to_numpy()
     scores = predict_scores(model, test)
     popularity = test[BASELINE_SCORE].to_numpy(dtype="float64")
-    ranking = _ranking(test["customer_id"], scores, labels, k)
-    baseline = _ranking(test["customer_id"], popularity, labels, k)
+    lists = ranked_lists(test)
+    ranking = _ranking(lists, scores, labels, k)
+    baseline = _ranking(lists, popularity, labels, k)
     baseline["auc"] = auc_with_error(labels, popularity)
     ndcg = f"ndcg_at_{k}"
     return {
@@ -156,7 +163,7 @@ def champion_report(champion: str | Path | None, test: pd.DataFrame, k: int = 10
         return {"present": False, ndcg: {"value": 0.0}}
     labels = test[LABEL_COLUMN].to_numpy()
     scores = predict_scores(model, test)
-    ranking = _ranking(test["customer_id"], scores, labels, k)
+    ranking = _ranking(ranked_lists(test), scores, labels, k)
     return {
         "present": True,
         "dataset_version": metadata.get("dataset_version"),

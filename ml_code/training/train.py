@@ -43,7 +43,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 
 import ml_code  # noqa: E402
 from ml_code import lineage, tracking  # noqa: E402
-from ml_code.features.build import read_split  # noqa: E402
+from ml_code.features.build import ranked_lists, read_split  # noqa: E402
 from ml_code.features.definitions import (  # noqa: E402
     LABEL_COLUMN,
     MODEL_FEATURES,
@@ -74,7 +74,7 @@ def validation_metrics(model: Pipeline, validation: pd.DataFrame) -> dict[str, f
     scores = predict_scores(model, validation)
     labels = validation[LABEL_COLUMN].to_numpy()
     metrics = {"validation_auc": float(roc_auc_score(labels, scores))}
-    ranking = ranking_metrics(validation["customer_id"], scores, labels)
+    ranking = ranking_metrics(ranked_lists(validation), scores, labels)
     metrics.update({f"validation_{k}": v for k, v in ranking.items()})
     return metrics
 
@@ -104,7 +104,10 @@ def train_model(
 
     joblib.dump(model, model_dir / MODEL_FILE)
     features = model_features()
-    write_baseline(compute_baseline(model_frame(train), features), model_dir / BASELINE_FILE)
+    # Every candidate row of the training cut-offs (validation customers too): the population
+    # the endpoint scores; customer_id delimits the clusters (one per customer and cut-off).
+    scored = pd.concat([train, validation], ignore_index=True)
+    write_baseline(compute_baseline(scored, features), model_dir / BASELINE_FILE)
     metadata: dict[str, Any] = {
         "model_file": MODEL_FILE,
         "features": list(MODEL_FEATURES),

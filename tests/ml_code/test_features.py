@@ -13,7 +13,13 @@ import pytest
 from ml_code.data.dataset import Dataset
 from ml_code.data.generate import World
 from ml_code.data.schema import CATEGORIES
-from ml_code.features.build import build_examples, plan_splits, purchase_labels
+from ml_code.features.build import (
+    MIN_DATA_DAYS,
+    TEST_CUTOFFS,
+    build_examples,
+    plan_splits,
+    purchase_labels,
+)
 from ml_code.features.compute import customer_features, item_features
 from ml_code.features.definitions import (
     CUSTOMER_FEATURES,
@@ -122,32 +128,35 @@ def test_labels_are_purchases_within_the_horizon_after_the_cutoff(small_world: W
     assert in_window.groupby([bought["customer_id"], bought["item_id"]]).any().all()
 
 
-def test_every_training_label_window_closes_before_the_test_cutoff() -> None:
+def test_the_splits_end_at_the_newest_cutoff_whose_labels_are_complete() -> None:
     plan = plan_splits(dt.date(2026, 1, 1), dt.date(2026, 3, 1), n_train_cutoffs=7)
     horizon = dt.timedelta(days=LABEL_HORIZON_DAYS)
-    assert plan.test_cutoff + horizon == dt.date(2026, 3, 2)
-    assert max(plan.train_cutoffs) + horizon == plan.test_cutoff  # the newest labels train
-    assert len(plan.train_cutoffs) == 7
+    assert plan.newest + horizon == dt.date(2026, 3, 2)  # its label window ends with the data
+    assert len(plan.train_cutoffs) == 7 and plan.train_cutoffs[0] == dt.date(2026, 2, 17)
+    assert plan.test_cutoffs == plan.train_cutoffs[-TEST_CUTOFFS:]
+    assert plan.to_json()["labels_through"] == "2026-03-01"
     with pytest.raises(ValueError, match="incomplete"):
         plan_splits(dt.date(2026, 1, 1), dt.date(2026, 3, 1), cutoff=dt.date(2026, 2, 27))
 
 
-def test_every_training_cutoff_has_a_full_lookback() -> None:
+def test_every_cutoff_has_a_full_lookback() -> None:
     first = dt.date(2026, 1, 1)
-    plan = plan_splits(first, first + dt.timedelta(days=LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS))
-    assert min(plan.train_cutoffs) >= first + dt.timedelta(days=LOOKBACK_DAYS)
+    last = first + dt.timedelta(days=MIN_DATA_DAYS - 1)
+    plan = plan_splits(first, last)
+    assert len(plan.train_cutoffs) == 7
+    assert min(plan.train_cutoffs) == first + dt.timedelta(days=LOOKBACK_DAYS)
+    assert len(plan_splits(first, last - dt.timedelta(days=6)).train_cutoffs) == 1
     with pytest.raises(ValueError, match="too short"):
-        plan_splits(first, first + dt.timedelta(days=LOOKBACK_DAYS + 2 * LABEL_HORIZON_DAYS - 2))
+        plan_splits(first, last - dt.timedelta(days=7))
 
 
-def test_built_splits_have_no_label_leakage(trained_default) -> None:
+def test_test_customers_are_never_trained_on(trained_default) -> None:
     splits, plan = trained_default.splits, trained_default.plan
     times = {name: pd.to_datetime(df[EVENT_TIME_COLUMN]) for name, df in splits.items()}
-    horizon = pd.Timedelta(days=LABEL_HORIZON_DAYS)
-    assert times["train"].max() + horizon <= times["test"].min()
-    assert times["validation"].max() + horizon <= times["test"].min()
     assert sorted(times["train"].dt.date.unique()) == list(plan.train_cutoffs)
-    # validation holds other customers than training, so its figures are out-of-sample
-    assert not set(splits["validation"]["customer_id"]) & set(splits["train"]["customer_id"])
+    assert sorted(times["test"].dt.date.unique()) == list(plan.test_cutoffs)
+    customers = {name: set(df["customer_id"]) for name, df in splits.items()}
+    assert not customers["test"] & (customers["train"] | customers["validation"])
+    assert not customers["validation"] & customers["train"]
     for df in splits.values():
         assert 0.005 < df["label"].mean() < 0.2
