@@ -97,11 +97,12 @@ class ModelSettings(_Model):
     latency_p99_ms: int = Field(default=500, ge=1, le=60000)
     error_5xx_threshold: int = Field(default=5, ge=1)
     missing_invocations_minutes: int = Field(default=60, ge=5, le=1440)
-    quality_alarm_threshold: float | None = Field(default=None, ge=0, le=1)
-    """The quality alarm's threshold when it differs from the approval floor: alarm when live
-    quality falls below what it was, approve what clears the floor."""
-    quality_alarm_periods: int = Field(default=1, ge=1, le=30)
-    """Monitoring periods in a row below the floor before the quality alarm fires: one bad
+    quality_alarm_threshold: float = Field(default=2.0, gt=0, le=10)
+    """Standard errors by which live NDCG@10 may fall short of the serving model's held-out
+    NDCG@10 (less 5%) before a monitoring period breaches (`quality_shortfall_z`): the alarm
+    follows whichever model serves, while `quality_floor` gates approval."""
+    quality_alarm_periods: int = Field(default=3, ge=1, le=30)
+    """Monitoring periods in a row above the threshold before the quality alarm fires: one bad
     period of a small labelled sample is noise, several are a trend."""
 
     @model_validator(mode="after")
@@ -136,7 +137,7 @@ class PlatformSettings(_Model):
     monitoring_schedule: str = Field(default="rate(1 day)", pattern=SCHEDULE_PATTERN)
     retrain_schedule: str = Field(default="rate(7 days)", pattern=r"^$|" + SCHEDULE_PATTERN[1:])
     retrain_cooldown_minutes: int = Field(default=360, ge=0, le=10080)
-    retrain_min_new_label_days: int = Field(default=7, ge=0, le=365)
+    retrain_min_new_label_days: int = Field(default=1, ge=0, le=365)
     notification_emails: tuple[str, ...] = ()
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()

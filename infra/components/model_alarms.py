@@ -41,8 +41,10 @@ class ModelAlarmsArgs:
     Drift and quality are published once per monitoring run, so their period is the monitoring
     schedule's (`monitoring_period_seconds`, a day by default).
 
-    Default: drift alarms above a max PSI of 0.2; quality below an NDCG@10 of 0.2 (in
-    `quality_alarm_periods` periods in a row, one by default); 5XX errors
+    Default: drift alarms above a max PSI of 0.2; quality when live NDCG@10 falls short of the
+    serving model's held-out NDCG@10 (less a 5% tolerance) by more than 2 standard errors
+    (`quality_shortfall_z`, in `quality_alarm_periods` periods in a row, one by default); 5XX
+    errors
     above 5 a minute in 2 of 3 minutes; p99 model latency above 500 ms in 3 of 5 minutes; no
     invocations for 60 minutes. Every alarm notifies the platform alarm topic on ALARM and OK.
     """
@@ -53,15 +55,22 @@ class ModelAlarmsArgs:
     variant_name: str = "AllTraffic"
     drift_threshold: float = 0.2
     quality_floor: float = 0.2
+    """The approval floor, drawn on the dashboard's quality widget; the alarm does not use it."""
     quality_metric: str = metrics.MODEL_NDCG_AT_10
-    """One of `QUALITY_METRICS`, as published by `ml_code.monitoring`."""
+    """One of `QUALITY_METRICS`, as published by `ml_code.monitoring`: the dashboard's quality
+    widget. The alarm watches NDCG@10's shortfall from the serving model's held-out level."""
+    quality_alarm_threshold: float = 2.0
+    """Standard errors of shortfall (`quality_shortfall_z`) above which a period breaches: a
+    threshold that follows whichever model serves, where a fixed NDCG@10 would be far below
+    one model's live level and at another's. At 2, a period with no change breaches with
+    probability below 2.3% (`ml_code.monitoring.quality` derives it)."""
     latency_p99_ms: int = 500
     error_5xx_threshold: int = 5
     missing_invocations_minutes: int = 60
     monitoring_period_seconds: int = 86400
     """How often the drift and quality jobs publish (the monitoring schedule)."""
     quality_alarm_periods: int = 1
-    """Periods in a row below the floor before the quality alarm fires."""
+    """Periods in a row above `quality_alarm_threshold` before the quality alarm fires."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -146,17 +155,18 @@ class ModelAlarms(pulumi.ComponentResource):
                 "treat_missing_data": "notBreaching",
             },
             "quality": {
-                "description": f"{args.quality_metric} on labelled traffic fell below the "
-                "quality floor; starts a retraining run.",
+                "description": "NDCG@10 of labelled traffic fell short of the serving model's "
+                "held-out NDCG@10 (less a tolerance) by more than "
+                f"{args.quality_alarm_threshold:g} standard errors; starts a retraining run.",
                 "namespace": metrics.NAMESPACE,
-                "metric_name": args.quality_metric,
+                "metric_name": metrics.QUALITY_SHORTFALL_Z,
                 "dimensions": self._model_dimensions(),
-                "statistic": "Minimum",
+                "statistic": "Maximum",
                 "period": period,
                 "evaluation_periods": args.quality_alarm_periods,
                 "datapoints_to_alarm": args.quality_alarm_periods,
-                "comparison_operator": "LessThanThreshold",
-                "threshold": args.quality_floor,
+                "comparison_operator": "GreaterThanThreshold",
+                "threshold": args.quality_alarm_threshold,
                 "treat_missing_data": "notBreaching",
             },
             "errors": {
@@ -239,6 +249,7 @@ class ModelAlarms(pulumi.ComponentResource):
             stat: str,
             period: int,
             threshold: float | None = None,
+            label: str = "alarm threshold",
         ) -> dict[str, Any]:
             properties: dict[str, Any] = {
                 "title": title,
@@ -249,9 +260,7 @@ class ModelAlarms(pulumi.ComponentResource):
                 "view": "timeSeries",
             }
             if threshold is not None:
-                properties["annotations"] = {
-                    "horizontal": [{"label": "alarm threshold", "value": threshold}]
-                }
+                properties["annotations"] = {"horizontal": [{"label": label, "value": threshold}]}
             return {
                 "type": "metric",
                 "x": x,
@@ -280,13 +289,23 @@ class ModelAlarms(pulumi.ComponentResource):
                 "Minimum",
                 period,
                 args.quality_floor,
+                "approval floor",
             ),
             widget(
-                0, 6, "Invocations", [[SAGEMAKER_NAMESPACE, "Invocations", *endpoint]], "Sum", 60
-            ),
-            widget(
-                12,
+                0,
                 6,
+                "Quality shortfall (standard errors below the held-out NDCG@10)",
+                [[metrics.NAMESPACE, metrics.QUALITY_SHORTFALL_Z, *model]],
+                "Maximum",
+                period,
+                args.quality_alarm_threshold,
+            ),
+            widget(
+                12, 6, "Invocations", [[SAGEMAKER_NAMESPACE, "Invocations", *endpoint]], "Sum", 60
+            ),
+            widget(
+                0,
+                12,
                 "5XX errors",
                 [[SAGEMAKER_NAMESPACE, "Invocation5XXErrors", *endpoint]],
                 "Sum",
@@ -294,7 +313,7 @@ class ModelAlarms(pulumi.ComponentResource):
                 args.error_5xx_threshold,
             ),
             widget(
-                0,
+                12,
                 12,
                 "Model latency p99 (microseconds)",
                 [[SAGEMAKER_NAMESPACE, "ModelLatency", *endpoint]],
@@ -311,6 +330,11 @@ def _check(name: str, args: ModelAlarmsArgs) -> None:
         raise ValueError(
             f"ModelAlarms '{name}': quality_metric is '{args.quality_metric}'; use one of "
             f"{', '.join(QUALITY_METRICS)} (the names ml_code.monitoring publishes)."
+        )
+    if args.quality_alarm_threshold <= 0:
+        raise ValueError(
+            f"ModelAlarms '{name}': quality_alarm_threshold is {args.quality_alarm_threshold}; "
+            "it counts standard errors of shortfall, so use a positive number (2 to 3 is usual)."
         )
     if not 1 <= args.missing_invocations_minutes <= 1440:
         raise ValueError(

@@ -7,7 +7,8 @@ preview:
 * `<prefix>-<model>-monitoring-pipeline`: SageMaker Pipelines runs as it; it may start, watch
   and stop exactly the drift and quality jobs and pass exactly the job role;
 * `<prefix>-<model>-monitoring`: the jobs; reads the endpoint's capture and ground-truth
-  prefixes, the baseline and the code bundle, and writes its reports;
+  prefixes, the serving model's baseline and evaluation, and the code bundle, and writes its
+  reports;
 * `<prefix>-<model>-monitoring-schedule`: EventBridge Scheduler; may start this pipeline only.
 
 The jobs are network-isolated. Each report carries its CloudWatch request, and a small
@@ -18,6 +19,10 @@ passes its scheduled time as `WindowEnd`, so metrics describe the window, not th
 
 The jobs run the code bundle that the model's `TrainingPipeline` uploads (same key: the hash
 of the same `ml_code/` tree), so create both for a model.
+
+A README object under the ground-truth prefix keeps the quality job's input from being empty
+before the first labels arrive: SageMaker fails a processing job whose S3 input holds no
+object, and "no labels yet" should end as a report that says so, not as a failed run.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ class MonitoringSchedule(pulumi.ComponentResource):
     schedule_role: aws.iam.Role
     pipeline: aws.sagemaker.Pipeline
     schedule: aws.scheduler.Schedule
+    ground_truth_marker: aws.s3.BucketObjectv2
 
     def __init__(
         self, name: str, args: MonitoringScheduleArgs, opts: pulumi.ResourceOptions | None = None
@@ -125,6 +131,7 @@ class MonitoringSchedule(pulumi.ComponentResource):
                 parent=self, depends_on=[self.execution_role, self.job_role]
             ),
         )
+        self.ground_truth_marker = self._ground_truth_marker(name)
         self.schedule = self._schedule(name)
         self.schedule_arn = self.schedule.arn
         self.publisher = self._publisher(name)
@@ -136,6 +143,23 @@ class MonitoringSchedule(pulumi.ComponentResource):
                 "execution_role_arn": self.role_arns["execution"],
                 "job_role_arn": self.role_arns["job"],
             }
+        )
+
+    def _ground_truth_marker(self, name: str) -> aws.s3.BucketObjectv2:
+        platform = self.args.platform
+        return aws.s3.BucketObjectv2(
+            f"{name}-ground-truth-marker",
+            bucket=platform.bucket_names["capture"],
+            key=self.layout.ground_truth_marker_key,
+            content_type="text/plain",
+            content=f"Ground truth of {self.args.endpoint_name}: SageMaker ground-truth merge "
+            "files (*.jsonl) by upload time (yyyy/mm/dd/). This object keeps the prefix from "
+            "being empty before the first labels arrive.\n",
+            server_side_encryption="aws:kms",
+            kms_key_id=platform.bucket_key_arns["capture"],
+            bucket_key_enabled=True,
+            tags=tags_for(f"{name}-ground-truth-marker", platform.tags, self.tags),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _publisher(self, name: str) -> HandlerFunction:
@@ -230,7 +254,9 @@ class MonitoringSchedule(pulumi.ComponentResource):
                 "TrafficAndGroundTruth", arns["capture"], [paths.capture, paths.ground_truth]
             ),
             *permissions.read_objects(
-                "BaselineAndCode", arns["artifacts"], [paths.baseline_key, self.source_bundle_key]
+                "BaselineAndCode",
+                arns["artifacts"],
+                [paths.reference_prefix, self.source_bundle_key],
             ),
             permissions.write_objects("Reports", arns["reports"], [paths.reports]),
             *permissions.use_keys(

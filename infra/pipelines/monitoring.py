@@ -10,20 +10,34 @@ metrics only in the monitoring namespace.
 Parameters let a run look at another window or baseline: `CaptureUri` (default: everything the
 endpoint captured, which the capture bucket keeps for its retention period), `GroundTruthUri`,
 `BaselineUri` (default: the newest registered version's baseline, which the training pipeline
-publishes; the file must be named `baseline.json`), `DriftThreshold`, `WindowEnd` (the
-schedule's time, ISO-8601; `now` means when the job runs), `DriftWindowDays`,
-`DriftMinRequests` and `LabelDelayDays`.
+publishes; the file must be named `baseline.json`), `ReferenceUri` (default: the directory the
+training pipeline publishes that baseline in, with the model's `evaluation.json`),
+`DriftThreshold`, `WindowEnd` (the schedule's time, ISO-8601; `now` means when the job runs),
+`DriftWindowDays`, `DriftMinRequests`, `LabelDelayDays`, `QualityWindowDays`,
+`QualityMinLabelled` and `QualityTolerance`.
 
-Drift compares the requests captured in the `DriftWindowDays` (default 7) before `WindowEnd`
-with the baseline: a whole week, so weekday and weekend customers weigh as they do in the
-training data, and enough customers that sampling noise stays well below the threshold at
-modest traffic. A window of fewer than `DriftMinRequests` (default 100) publishes no drift
-metric: the PSI of a few dozen customers is mostly sampling noise.
+Drift compares the requests captured in the `DriftWindowDays` (default 3) before `WindowEnd`
+with the baseline. A shorter window sees a change sooner (a week-long one is diluted by the
+days before it: measured on five worlds per scenario, `benchmarks/drift_calibration.py`, a
+preference shift alarmed 7 to 10 days after it with 7 days, 5 to 7 with 3); a longer one
+needs less traffic per day. A window of fewer than `DriftMinRequests` (default 100) publishes
+no drift metric: the PSI of a few dozen customers is mostly sampling noise, and the drift
+statistic (a noise-corrected PSI, `ml_code.monitoring.drift`) stayed below 0.13 on worlds with
+no change at 60 requests a day with these two defaults.
 
-Quality scores the day of requests captured `LabelDelayDays` before `WindowEnd` (default: the
-label horizon less one day, when the purchases that label a day's requests are all known),
-joined with the ground truth under `GroundTruthUri`. The two steps look at different days on
-purpose, as SageMaker's model-quality monitor offsets its window.
+Quality scores the `QualityWindowDays` (default 5) of requests captured up to `LabelDelayDays`
+before `WindowEnd` (default: the label horizon less one day, when the purchases that label a
+day's requests are all known), joined with the ground truth under `GroundTruthUri` (default:
+every label of the endpoint, which the capture bucket keeps for its retention period). The two
+steps look at different days on purpose, as SageMaker's model-quality monitor offsets its
+window. A window with fewer than `QualityMinLabelled` (default 10) rankings with a purchase
+publishes no quality metric and the step still succeeds (its report says "insufficient data"),
+so an endpoint's first days, before any label is complete, are not failed runs. Otherwise the
+step also publishes `quality_shortfall_z`, how many standard errors live NDCG@10 falls short of
+the serving model's held-out NDCG@10 less `QualityTolerance` (default 5%); the quality alarm
+watches it, so its threshold follows whichever model serves (`ml_code.monitoring.quality`
+explains the statistic and the false-alarm rate it implies). A processing input must not be
+empty, so `MonitoringSchedule` keeps a marker object under the ground-truth prefix.
 
 The jobs are network-isolated like every other job: they cannot reach CloudWatch. Each report
 carries its `PutMetricData` request, stamped with `WindowEnd`, and
@@ -52,8 +66,15 @@ PARAM_WINDOW_END = "WindowEnd"
 PARAM_DRIFT_WINDOW_DAYS = "DriftWindowDays"
 PARAM_LABEL_DELAY_DAYS = "LabelDelayDays"
 PARAM_DRIFT_MIN_REQUESTS = "DriftMinRequests"
-DRIFT_WINDOW_DAYS = 7
+PARAM_REFERENCE = "ReferenceUri"
+PARAM_QUALITY_WINDOW_DAYS = "QualityWindowDays"
+PARAM_QUALITY_MIN_LABELLED = "QualityMinLabelled"
+PARAM_QUALITY_TOLERANCE = "QualityTolerance"
+DRIFT_WINDOW_DAYS = 3
 DRIFT_MIN_REQUESTS = 100
+QUALITY_WINDOW_DAYS = 5
+QUALITY_MIN_LABELLED = 10
+QUALITY_TOLERANCE = 0.05
 BASELINE_FILE = "baseline.json"
 
 _IN = f"{jobs.PROCESSING_ROOT}/input"
@@ -85,9 +106,21 @@ class MonitoringLayout:
         return f"monitoring/{self.model_name}/"
 
     @property
+    def reference_prefix(self) -> str:
+        """In the artifacts bucket: the serving model's `baseline.json` and `evaluation.json`,
+        written by the training pipeline."""
+        return f"models/{self.model_name}/baseline/latest/"
+
+    @property
     def baseline_key(self) -> str:
         """In the artifacts bucket; written by the training pipeline."""
-        return f"models/{self.model_name}/baseline/latest/{BASELINE_FILE}"
+        return f"{self.reference_prefix}{BASELINE_FILE}"
+
+    @property
+    def ground_truth_marker_key(self) -> str:
+        """In the capture bucket: keeps the ground-truth input from being empty before the first
+        labels arrive (a processing job fails on an empty input); the job reads `*.jsonl` only."""
+        return f"{self.ground_truth}README"
 
 
 @dataclass(frozen=True)
@@ -144,6 +177,19 @@ def build_monitoring_definition(spec: MonitoringPipelineSpec) -> str:
             ),
             PARAM_DRIFT_MIN_REQUESTS: ParameterInteger(
                 PARAM_DRIFT_MIN_REQUESTS, default_value=DRIFT_MIN_REQUESTS
+            ),
+            PARAM_REFERENCE: ParameterString(
+                PARAM_REFERENCE,
+                default_value=f"s3://{buckets['artifacts']}/{paths.reference_prefix}",
+            ),
+            PARAM_QUALITY_WINDOW_DAYS: ParameterInteger(
+                PARAM_QUALITY_WINDOW_DAYS, default_value=QUALITY_WINDOW_DAYS
+            ),
+            PARAM_QUALITY_MIN_LABELLED: ParameterInteger(
+                PARAM_QUALITY_MIN_LABELLED, default_value=QUALITY_MIN_LABELLED
+            ),
+            PARAM_QUALITY_TOLERANCE: ParameterFloat(
+                PARAM_QUALITY_TOLERANCE, default_value=QUALITY_TOLERANCE
             ),
         }
         pipeline = Pipeline(
@@ -220,6 +266,7 @@ def _quality_step(session: Any, spec: MonitoringPipelineSpec, params: dict[str, 
             jobs.code_input(spec.bundle_uri),
             jobs.s3_input("capture", params[PARAM_CAPTURE], f"{_IN}/capture"),
             jobs.s3_input("ground-truth", params[PARAM_GROUND_TRUTH], f"{_IN}/ground-truth"),
+            jobs.s3_input("reference", params[PARAM_REFERENCE], f"{_IN}/reference"),
         ],
         outputs=[jobs.s3_output("report", _reports(spec, "quality"), f"{_OUT}/quality")],
         arguments=jobs.module_arguments(
@@ -232,11 +279,20 @@ def _quality_step(session: Any, spec: MonitoringPipelineSpec, params: dict[str, 
             f"{_OUT}/quality",
             "--label-delay-days",
             params[PARAM_LABEL_DELAY_DAYS].to_string(),
+            "--window-days",
+            params[PARAM_QUALITY_WINDOW_DAYS].to_string(),
+            "--min-labelled",
+            params[PARAM_QUALITY_MIN_LABELLED].to_string(),
+            "--tolerance",
+            params[PARAM_QUALITY_TOLERANCE].to_string(),
+            "--reference",
+            f"{_IN}/reference",
             *_identity(spec, params),
         ),
     )
     return ProcessingStep(
         STEP_QUALITY,
         step_args=step_args,
-        description="AUC, NDCG@10 and precision@10 of labelled traffic.",
+        description="AUC, NDCG@10 and precision@10 of the last QualityWindowDays of labelled "
+        "traffic, and NDCG@10's shortfall from the serving model's held-out level.",
     )

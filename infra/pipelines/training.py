@@ -89,13 +89,16 @@ HYPERPARAMETER_NAME = re.compile(r"^[a-z][a-z0-9]*([_-][a-z0-9]+)*$")
 _IN = f"{jobs.PROCESSING_ROOT}/input"
 _OUT = f"{jobs.PROCESSING_ROOT}/output"
 PACKAGE_MODEL = (
-    'set -eu; model="$1"; bundle="$2"; model_out="$3"; baseline_out="$4"; '
+    'set -eu; model="$1"; bundle="$2"; model_out="$3"; baseline_out="$4"; evaluation="$5"; '
     'work="$(mktemp -d)"; mkdir -p "$work/code" "$model_out" "$baseline_out"; '
     'tar -xzf "$model" -C "$work"; tar -xzf "$bundle" -C "$work/code"; '
     'cp "$work/baseline.json" "$baseline_out/baseline.json"; '
+    'cp "$evaluation" "$baseline_out/evaluation.json"; '
     'tar -czf "$model_out/model.tar.gz" -C "$work" .'
 )
-"""`sh -c PACKAGE_MODEL package-model <model.tar.gz> <bundle> <model dir> <baseline dir>`."""
+"""`sh -c PACKAGE_MODEL package-model <model.tar.gz> <bundle> <model dir> <baseline dir>
+<evaluation.json>`. The baseline directory gets the model's `evaluation.json` too: the quality
+monitor judges live NDCG@10 against the serving model's held-out level and spread."""
 
 
 @dataclass(frozen=True)
@@ -459,7 +462,7 @@ def _gate_step(
     champion = JsonGet(
         step_name=evaluate.name, property_file=evaluation, json_path=CHAMPION_NDCG_PATH
     )
-    package = _package_step(session, spec, train)
+    package = _package_step(session, spec, train, evaluate)
     register = _register_step(session, spec, params, evaluate, evaluation, package)
     reject = FailStep(
         STEP_REJECT,
@@ -488,7 +491,7 @@ def _gate_step(
     )
 
 
-def _package_step(session: Any, spec: TrainingPipelineSpec, train: Any) -> Any:
+def _package_step(session: Any, spec: TrainingPipelineSpec, train: Any, evaluate: Any) -> Any:
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     artifacts = spec.buckets["artifacts"]
@@ -499,6 +502,9 @@ def _package_step(session: Any, spec: TrainingPipelineSpec, train: Any) -> Any:
         inputs=[
             jobs.code_input(spec.bundle_uri),
             jobs.s3_input("model", _model_artifacts(train), f"{_IN}/model"),
+            jobs.s3_input(
+                "evaluation", jobs.output_uri(evaluate, "evaluation"), f"{_IN}/evaluation"
+            ),
         ],
         outputs=[
             jobs.s3_output(
@@ -515,12 +521,14 @@ def _package_step(session: Any, spec: TrainingPipelineSpec, train: Any) -> Any:
             jobs.BUNDLE_PATH,
             f"{_OUT}/model",
             f"{_OUT}/baseline",
+            f"{_IN}/evaluation/{EVALUATION_FILE}",
         ],
     )
     return ProcessingStep(
         STEP_PACKAGE,
         step_args=step_args,
-        description="Add the serving code to model.tar.gz; publish the baseline.",
+        description="Add the serving code to model.tar.gz; publish the baseline and the "
+        "evaluation monitoring judges live quality against.",
     )
 
 

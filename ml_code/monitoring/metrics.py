@@ -11,11 +11,15 @@ Metric                     Dimensions                 Unit   Published by / mean
 ``model_auc``              Endpoint, Model            None   quality: ROC AUC of labelled rows
 ``model_ndcg_at_10``       Endpoint, Model            None   quality: mean NDCG@10 per ranking
 ``model_precision_at_10``  Endpoint, Model            None   quality: mean precision@10
+``quality_shortfall_z``    Endpoint, Model            None   quality: standard errors by which
+                                                             live NDCG@10 falls short of the
+                                                             serving model's held-out level
 ``ground_truth_coverage``  Endpoint, Model            None   quality: labelled / captured
 =========================  =========================  =====  ===============================
 
 A job publishes nothing for a statistic it could not compute (an empty window, AUC with one
-class), so alarms should treat missing data as ``notBreaching`` (or ``missing`` for coverage).
+class, fewer labelled requests than the quality job's minimum), so alarms should treat missing
+data as ``notBreaching`` (or ``missing`` for coverage).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ MODEL_AUC = "model_auc"
 MODEL_NDCG_AT_10 = "model_ndcg_at_10"
 MODEL_PRECISION_AT_10 = "model_precision_at_10"
 GROUND_TRUTH_COVERAGE = "ground_truth_coverage"
+QUALITY_SHORTFALL_Z = "quality_shortfall_z"
 
 DEFAULT_PSI_THRESHOLD = 0.2
 _BATCH = 20  # PutMetricData's datum limit before 2023; every CloudWatch and emulator accepts it

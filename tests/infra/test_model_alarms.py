@@ -80,12 +80,27 @@ def test_drift_alarm_watches_the_max_psi_the_drift_job_publishes(alarms):
     assert drift["threshold"] == 0.2
 
 
-def test_quality_alarm_fires_below_the_quality_floor(alarms):
+def test_quality_alarm_fires_on_a_shortfall_of_two_standard_errors_from_the_held_out_level(
+    alarms,
+):
     quality = alarms["quality"].inputs
-    assert quality["metricName"] == metrics.MODEL_NDCG_AT_10
+    assert quality["metricName"] == metrics.QUALITY_SHORTFALL_Z
     assert _dimensions(alarms["quality"]) == _dimensions(alarms["drift"])
-    assert quality["comparisonOperator"] == "LessThanThreshold"
-    assert quality["threshold"] == 0.2
+    assert quality["statistic"] == "Maximum"
+    assert quality["comparisonOperator"] == "GreaterThanThreshold"
+    assert quality["threshold"] == 2.0
+    assert quality["treatMissingData"] == "notBreaching"
+
+
+def test_quality_alarm_threshold_is_in_standard_errors_not_the_approval_floor():
+    capture = _capture(quality_alarm_threshold=3.0, quality_floor=0.35)
+    quality = next(r for r in capture.by_type(ALARM) if r.inputs["tags"]["AlarmKind"] == "quality")
+    assert quality.inputs["threshold"] == 3.0
+
+
+def test_a_quality_alarm_threshold_that_is_not_positive_is_rejected():
+    with pytest.raises(ValueError, match="quality_alarm_threshold is 0"):
+        _capture(quality_alarm_threshold=0.0)
 
 
 def test_quality_alarm_waits_for_the_configured_periods_of_the_monitoring_schedule():
@@ -157,7 +172,7 @@ def test_alarm_arns_are_built_from_names_so_rules_can_match_them_at_preview():
     assert arns == [f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:mlops-dev-recsys-drift"]
 
 
-def test_dashboard_shows_drift_quality_invocations_errors_and_latency():
+def test_dashboard_shows_drift_quality_shortfall_invocations_errors_and_latency():
     (dashboard,) = _capture().by_type("aws:cloudwatch/dashboard:Dashboard")
     assert dashboard.inputs["dashboardName"] == "mlops-dev-recsys"
     widgets = json.loads(dashboard.inputs["dashboardBody"])["widgets"]
@@ -165,6 +180,7 @@ def test_dashboard_shows_drift_quality_invocations_errors_and_latency():
     assert shown == [
         metrics.FEATURE_DRIFT_MAX_PSI,
         metrics.MODEL_NDCG_AT_10,
+        metrics.QUALITY_SHORTFALL_Z,
         "Invocations",
         "Invocation5XXErrors",
         "ModelLatency",

@@ -123,7 +123,7 @@ def test_job_role_reads_only_traffic_labels_baseline_and_code_and_writes_only_re
         artifacts,
         f"{capture_bucket}/capture/{ENDPOINT}/*",
         f"{capture_bucket}/ground-truth/{ENDPOINT}/*",
-        f"{artifacts}/models/recommender/baseline/latest/baseline.json",
+        f"{artifacts}/models/recommender/baseline/latest/*",
         f"{artifacts}/{BUNDLE_KEY}",
         f"{reports}/monitoring/recommender/*",
     }
@@ -237,6 +237,31 @@ def test_drift_compares_with_the_baseline_the_training_pipeline_publishes(captur
     assert defaults[monitoring.PARAM_DRIFT_THRESHOLD] == 0.15
 
 
+def test_quality_judges_the_serving_models_evaluation_published_next_to_its_baseline(capture):
+    defaults = {p["Name"]: p["DefaultValue"] for p in definition(capture)["Parameters"]}
+    baseline = training.TrainingLayout("recommender").baseline_key
+    reference = defaults[monitoring.PARAM_REFERENCE]
+    assert reference == f"s3://{bucket('artifacts')}/{baseline.rsplit('/', 1)[0]}/"
+    assert defaults[monitoring.PARAM_QUALITY_WINDOW_DAYS] == 5
+    assert defaults[monitoring.PARAM_QUALITY_MIN_LABELLED] == 10
+    assert defaults[monitoring.PARAM_QUALITY_TOLERANCE] == 0.05
+    steps = {s["Name"]: s for s in definition(capture)["Steps"]}
+    inputs = steps[monitoring.STEP_QUALITY]["Arguments"]["ProcessingInputs"]
+    reference_input = next(i for i in inputs if i["InputName"] == "reference")
+    parameter = {"Get": f"Parameters.{monitoring.PARAM_REFERENCE}"}
+    assert reference_input["S3Input"]["S3Uri"] == parameter
+
+
+def test_the_ground_truth_prefix_is_never_empty_so_no_labels_yet_is_not_a_failed_run(capture):
+    (marker,) = capture.by_type("aws:s3/bucketObjectv2:BucketObjectv2")
+    defaults = {p["Name"]: p["DefaultValue"] for p in definition(capture)["Parameters"]}
+    assert f"s3://{marker.inputs['bucket']}/{marker.inputs['key']}".startswith(
+        defaults[monitoring.PARAM_GROUND_TRUTH]
+    )
+    assert not marker.inputs["key"].endswith(".jsonl")  # the job reads labels from *.jsonl
+    assert marker.inputs["serverSideEncryption"] == "aws:kms"
+
+
 def test_jobs_run_isolated_inside_the_platform_subnets_when_it_has_some():
     prod = build("prod")
     for step in definition(prod)["Steps"]:
@@ -257,6 +282,7 @@ def test_every_taggable_resource_carries_its_name_the_model_and_platform_tags(ca
         "aws:cloudwatch/eventRule:EventRule",
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:lambda/function:Function",
+        "aws:s3/bucketObjectv2:BucketObjectv2",
     }
     for resource in tagged:
         tags = resource.inputs["tags"]

@@ -39,6 +39,7 @@ from ml_code.monitoring.metrics import (
     MODEL_NDCG_AT_10,
     MODEL_PRECISION_AT_10,
     NAMESPACE,
+    QUALITY_SHORTFALL_Z,
 )
 from ml_code.serving.capture import DirectoryCaptureWriter, capture_record
 
@@ -157,8 +158,13 @@ def test_baseline_file_round_trips_and_other_files_are_refused(
     write_baseline(baseline, tmp_path / "copy.json")
     assert read_baseline(tmp_path / "copy.json") == baseline
     (tmp_path / "other.json").write_text('{"features": {}}')
-    with pytest.raises(ValueError, match="not a mlops-kit/baseline v1 file"):
+    with pytest.raises(ValueError, match="not a mlops-kit/baseline v2 file"):
         read_baseline(tmp_path / "other.json")
+    # A model trained before v2 keeps being monitored, its rows standing in for clusters.
+    v1 = {k: v for k, v in baseline.items() if k != "clusters"} | {"version": 1}
+    write_baseline(v1, tmp_path / "v1.json")
+    assert drift.compute_drift(v1, [feature_rows(200, seed=7)])["max_psi"] is not None
+    assert read_baseline(tmp_path / "v1.json")["version"] == 1
 
 
 # ---- drift -----------------------------------------------------------------------------------
@@ -298,6 +304,7 @@ def _rank_capture(
     served: list[tuple[str, float]],
     n_candidates: int,
     first: int = 0,
+    at: datetime = START,
 ) -> dict[str, Any]:
     request = {
         "customer": customer(),
@@ -315,7 +322,7 @@ def _rank_capture(
         request_content_type=JSON,
         response_body=json.dumps(response).encode(),
         response_content_type=JSON,
-        inference_time=START,
+        inference_time=at,
         inference_id=inference_id,
     )
 
@@ -409,6 +416,7 @@ def test_quality_scores_the_day_whose_labels_are_complete(
         tmp_path / "a",
         window_end=day_after + timedelta(days=6),
         label_delay_days=6,
+        window_days=1,
     )
     assert on_time["captured_inferences"] == 5 and on_time["ground_truth_coverage"] == 0.6
     late = quality.run(
@@ -417,6 +425,7 @@ def test_quality_scores_the_day_whose_labels_are_complete(
         tmp_path / "b",
         window_end=day_after + timedelta(days=7),
         label_delay_days=6,
+        window_days=1,
     )
     assert late["captured_inferences"] == 0 and late["ndcg_at_10"] is None
 
@@ -445,6 +454,157 @@ def test_ground_truth_with_the_wrong_number_of_labels_is_counted_not_used(tmp_pa
     report = quality.run(tmp_path / "c", tmp_path / "t", tmp_path / "out")
     assert report["label_count_mismatches"] == 1
     assert report["auc"] is None and report["ground_truth_coverage"] == 0.0
+
+
+def _ranked_days(root: Path, labels_by_day: dict[int, list[str]]) -> tuple[Path, Path]:
+    """Ranking requests of three candidates, all returned in order i0, i1, i2, captured
+    `day` days after START, each labelled by one CSV string; returns (capture, truth)."""
+    captures, truths = [], []
+    for day, labels in labels_by_day.items():
+        for n, label in enumerate(labels):
+            inference_id = f"d{day}-{n}"
+            served = [("i0", 0.9), ("i1", 0.5), ("i2", 0.1)]
+            captures.append(_rank_capture(inference_id, served, 3, at=START + timedelta(days=day)))
+            truths.append(_truth(inference_id, label))
+    _jsonl(root / "capture/a.jsonl", captures)
+    _jsonl(root / "truth/b.jsonl", truths)
+    return root / "capture", root / "truth"
+
+
+def _reference(directory: Path, ndcg: dict[str, Any]) -> Path:
+    _jsonl(directory / "evaluation.json", [{"ranking_metrics": {"ndcg_at_10": ndcg}}])
+    return directory
+
+
+NDCG_SECOND = 1 / np.log2(3)  # the purchase ranked second
+
+
+def test_quality_pools_the_window_days_ending_where_labels_are_complete(tmp_path: Path) -> None:
+    # Day -3 falls outside a three-day window; days -2, -1 and 0 are in it.
+    capture, truth = _ranked_days(
+        tmp_path, {-3: ["1,0,0"], -2: ["1,0,0"], -1: ["0,1,0"], 0: ["0,1,0", "0,0,0"]}
+    )
+    window_end = START.replace(hour=0) + timedelta(days=1 + 6)
+    report = quality.run(
+        capture,
+        truth,
+        tmp_path / "out",
+        window_end=window_end,
+        label_delay_days=6,
+        window_days=3,
+        min_labelled=1,
+    )
+    assert report["captured_inferences"] == 4 and report["window_days"] == 3
+    assert report["rankings_with_purchase"] == 3
+    assert report["ndcg_at_10"] == pytest.approx((1 + 2 * NDCG_SECOND) / 3)
+    assert report["ndcg_at_10_standard_deviation"] == pytest.approx(
+        np.std([1, NDCG_SECOND, NDCG_SECOND], ddof=1)
+    )
+
+
+def test_no_labels_yet_is_insufficient_data_published_as_nothing_and_the_job_succeeds(
+    tmp_path: Path,
+) -> None:
+    capture, _ = _ranked_days(tmp_path, {0: ["1,0,0"] * 12})
+    (tmp_path / "empty").mkdir()
+    code = quality.main(
+        [
+            "--capture",
+            str(capture),
+            "--ground-truth",
+            str(tmp_path / "empty"),
+            "--output",
+            str(tmp_path / "out"),
+            "--endpoint",
+            "recs-dev",
+            "--model",
+            "recs",
+        ]
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "out" / quality.REPORT_FILE).read_text())
+    assert report["status"] == quality.INSUFFICIENT_DATA == "insufficient data"
+    assert "0 ranking(s) with a purchase" in report["reason"]
+    published = {d["MetricName"] for d in report["cloudwatch"]["MetricData"]}
+    assert published == {GROUND_TRUTH_COVERAGE}
+
+
+def test_fewer_labelled_rankings_than_the_minimum_publish_no_quality(tmp_path: Path) -> None:
+    capture, truth = _ranked_days(tmp_path, {0: ["1,0,0"] * 9 + ["0,0,0"] * 5})
+    reference = _reference(
+        tmp_path / "ref", {"value": 0.5, "standard_deviation": 0.01, "count": 900}
+    )
+    kwargs = {"endpoint": "recs-dev", "model": "recs", "reference_dir": reference}
+    short = quality.run(capture, truth, tmp_path / "a", min_labelled=10, **kwargs)
+    assert short["status"] == "insufficient data" and short["quality_shortfall_z"] is None
+    assert short["ndcg_at_10"] == 1.0  # reported for people, not published for alarms
+    names = {d["MetricName"] for d in short["cloudwatch"]["MetricData"]}
+    assert MODEL_NDCG_AT_10 not in names and QUALITY_SHORTFALL_Z not in names
+    enough = quality.run(capture, truth, tmp_path / "b", min_labelled=9, **kwargs)
+    assert enough["status"] == "ok"
+    names = {d["MetricName"] for d in enough["cloudwatch"]["MetricData"]}
+    assert {MODEL_NDCG_AT_10, QUALITY_SHORTFALL_Z} <= names
+
+
+def test_shortfall_counts_standard_errors_below_the_held_out_level_less_the_tolerance(
+    tmp_path: Path,
+) -> None:
+    # 4 rankings: two bought the first item (NDCG 1), two the second (0.6309): live 0.8155.
+    capture, truth = _ranked_days(tmp_path, {0: ["1,0,0", "1,0,0", "0,1,0", "0,1,0"]})
+    spread, held_out, customers = 0.3, 0.95, 400
+    reference = _reference(
+        tmp_path / "ref",
+        {"value": held_out, "customer_standard_deviation": spread, "count": customers},
+    )
+    report = quality.run(
+        capture, truth, tmp_path / "out", reference_dir=reference, min_labelled=4, tolerance=0.05
+    )
+    live = (2 + 2 * NDCG_SECOND) / 4
+    se = np.sqrt(spread**2 / 4 + spread**2 / customers)
+    assert report["quality_shortfall_z"] == pytest.approx((held_out * 0.95 - live) / se)
+    assert report["reference"]["level"] == pytest.approx(held_out * 0.95)
+    # Quality above the reference gives a negative shortfall: no alarm.
+    better = quality.shortfall_z(quality.Reference(0.5, spread, customers), live, 4)
+    assert better < 0
+
+
+def test_reference_spread_is_recovered_from_the_standard_error_of_older_reports(
+    tmp_path: Path,
+) -> None:
+    reference = quality.load_reference(
+        _reference(tmp_path, {"value": 0.4, "standard_deviation": 0.015, "count": 400})
+    )
+    assert reference == quality.Reference(0.4, pytest.approx(0.3), 400)
+
+
+def test_a_model_without_a_published_evaluation_gets_the_raw_metrics_only(tmp_path: Path) -> None:
+    capture, truth = _ranked_days(tmp_path, {0: ["1,0,0"] * 3})
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "baseline.json").write_text("{}")
+    report = quality.run(
+        capture,
+        truth,
+        tmp_path / "out",
+        reference_dir=tmp_path / "ref",
+        min_labelled=3,
+        endpoint="recs-dev",
+        model="recs",
+    )
+    assert report["status"] == "ok" and report["reference"] is None
+    names = {d["MetricName"] for d in report["cloudwatch"]["MetricData"]}
+    assert MODEL_NDCG_AT_10 in names and QUALITY_SHORTFALL_Z not in names
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("window_days", 0), ("min_labelled", -1), ("tolerance", 1.0)],
+)
+def test_quality_options_out_of_range_are_refused(
+    labelled_window: tuple[Path, Path], tmp_path: Path, option: str, value: float
+) -> None:
+    capture, truth = labelled_window
+    with pytest.raises(ValueError, match=option.replace("_", "-")):
+        quality.run(capture, truth, tmp_path, **{option: value})
 
 
 # ---- CloudWatch ------------------------------------------------------------------------------
@@ -516,6 +676,7 @@ def test_jobs_publish_their_metrics_through_the_configured_endpoint(
         endpoint="recs-dev",
         model="recs",
         publish_metrics=True,
+        min_labelled=2,
     )
 
     cloudwatch = boto3.client("cloudwatch")
