@@ -1,9 +1,13 @@
-"""Retrain a model when its drift or quality alarm fires, and on a schedule
-(`mlops:retraining:RetrainingTrigger`).
+"""Retrain a model when its drift or quality alarm fires, re-check while it stays in ALARM,
+and retrain on a schedule (`mlops:retraining:RetrainingTrigger`).
 
-Both paths invoke one Lambda (`ml_code.handlers.retrain`), which debounces: alarm storms and
-flapping alarms start one pipeline execution, not many. The Lambda may start and list
-executions of this model's training pipeline and read this model's registry group, nothing else.
+Every path invokes one Lambda (`ml_code.handlers.retrain`), which debounces (alarm storms and
+flapping alarms start one pipeline execution, not many), waits until a run can see the change
+the alarms report, and backs off within an episode. An alarm that stays in ALARM sends no
+second event, so the re-check rule asks again on a schedule: a rejected candidate or an alarm
+raised too early does not leave a degraded model serving until the next scheduled retrain.
+The Lambda may start and list executions of this model's training pipeline, read this model's
+registry group and describe this model's alarms, nothing else.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from infra.settings import SCHEDULE_PATTERN
 
 HANDLER = "ml_code.handlers.retrain.handler"
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+PIPELINE_EXECUTION_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 SCHEDULE = re.compile(SCHEDULE_PATTERN)
 RULE_NAME_MAX = 64
 
@@ -42,10 +47,23 @@ class RetrainingTriggerArgs:
     model_package_group_name: str
     alarm_names: list[pulumi.Input[str]]
     schedule_expression: str = "rate(7 days)"
+    recheck_expression: str = "rate(1 day)"
+    """While one of `alarm_names` stays in ALARM, the handler re-checks this often (as often as
+    monitoring publishes, so each new datapoint is looked at once); "" turns re-checks off."""
     cooldown_minutes: int = 360
-    min_new_label_days: int = 7
-    """A run needs this many days of labels the serving model has not learnt from (see
+    min_new_label_days: int = 1
+    """A run needs this many labelled days since the alarms' onset (see
     `ml_code.handlers.retrain`); 0 turns the check off."""
+    evidence_lag_days: dict[str, int] = field(default_factory=dict)
+    """Per alarm name, how many days before it fires the change it reports began (the label
+    horizon for a quality alarm; default 0)."""
+    label_horizon_days: int = 7
+    """Days of purchases a label covers: the training pipeline's newest usable cut-off is this
+    many days before a run starts."""
+    max_runs_per_episode: int = 3
+    retry_alarm_names: list[pulumi.Input[str]] | None = None
+    """Alarms whose staying in ALARM means the serving model itself is still below its
+    threshold (quality), so a rejected candidate is retried; default: every alarm."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -72,6 +90,21 @@ class RetrainingTrigger(pulumi.ComponentResource):
                     "MODEL_PACKAGE_GROUP": args.model_package_group_name,
                     "COOLDOWN_MINUTES": str(args.cooldown_minutes),
                     "MIN_NEW_LABEL_DAYS": str(args.min_new_label_days),
+                    "ALARM_EVIDENCE_LAGS": pulumi.Output.all(*args.alarm_names).apply(
+                        lambda names: json.dumps(
+                            {n: args.evidence_lag_days.get(n, 0) for n in names}, sort_keys=True
+                        )
+                    ),
+                    "LABEL_HORIZON_DAYS": str(args.label_horizon_days),
+                    "MAX_RUNS_PER_EPISODE": str(args.max_runs_per_episode),
+                    "ALARM_TOPIC_ARN": platform.alarm_topic_arn,
+                    "RETRY_ALARMS": pulumi.Output.all(
+                        *(
+                            args.alarm_names
+                            if args.retry_alarm_names is None
+                            else args.retry_alarm_names
+                        )
+                    ).apply(lambda names: ",".join(sorted(names))),
                 },
                 tags={**args.tags, "Model": args.model_name},
             ),
@@ -87,31 +120,46 @@ class RetrainingTrigger(pulumi.ComponentResource):
         )
         self._invoke(name, "alarm", self.alarm_rule, self.alarm_rule_arn, None)
 
-        self.schedule_rule = None
-        self.schedule_rule_arn: pulumi.Output[str] | None = None
-        if args.schedule_expression:
-            self.schedule_rule, self.schedule_rule_arn = self._rule(
-                name,
-                "schedule",
-                description=f"{args.model_name}: scheduled retrain",
-                schedule_expression=args.schedule_expression,
-            )
-            # The handler's cooldown is measured in event time, as for alarms: the scheduled
-            # event's `time` goes with the constant fields.
-            template = json.dumps({"source": "schedule", "model": args.model_name})
-            transformer = aws.cloudwatch.EventTargetInputTransformerArgs(
-                input_paths={"time": "$.time"},
-                input_template=template[:-1] + ', "time": <time>}',
-            )
-            self._invoke(name, "schedule", self.schedule_rule, self.schedule_rule_arn, transformer)
+        self.failure_rule, self.failure_rule_arn = self._rule(
+            name,
+            "failed",
+            description=f"{args.model_name}: a training run failed or was stopped",
+            event_pattern=_failure_pattern(platform, args.pipeline_name),
+        )
+        self._invoke(name, "failed", self.failure_rule, self.failure_rule_arn, None)
+
+        self.schedule_rule, self.schedule_rule_arn = self._scheduled(
+            name, "schedule", "scheduled retrain", args.schedule_expression
+        )
+        self.recheck_rule, self.recheck_rule_arn = self._scheduled(
+            name, "recheck", "re-check alarms still in ALARM", args.recheck_expression
+        )
 
         self.register_outputs(
             {
                 "alarm_rule_arn": self.alarm_rule_arn,
                 "schedule_rule_arn": self.schedule_rule_arn,
+                "recheck_rule_arn": self.recheck_rule_arn,
+                "failure_rule_arn": self.failure_rule_arn,
                 "function_name": self.function_name,
             }
         )
+
+    def _scheduled(
+        self, name: str, role: str, description: str, expression: str
+    ) -> tuple[aws.cloudwatch.EventRule | None, pulumi.Output[str] | None]:
+        """A rule on `expression` (none when it is empty) sending `{"source": role}` and the
+        event's time to the handler."""
+        if not expression:
+            return None, None
+        rule, arn = self._rule(
+            name,
+            role,
+            description=f"{self._args.model_name}: {description}",
+            schedule_expression=expression,
+        )
+        self._invoke(name, role, rule, arn, _timed_input(role, self._args.model_name))
+        return rule, arn
 
     def _rule(
         self, name: str, role: str, **rule_args: Any
@@ -155,6 +203,36 @@ class RetrainingTrigger(pulumi.ComponentResource):
         )
 
 
+def _timed_input(source: str, model_name: str) -> aws.cloudwatch.EventTargetInputTransformerArgs:
+    """`{"source": source, "model": model_name}` plus the scheduled event's `time`: the handler
+    measures its cooldown and the labelled days since an onset in event time, for schedules as
+    for alarms."""
+    template = json.dumps({"source": source, "model": model_name})
+    return aws.cloudwatch.EventTargetInputTransformerArgs(
+        input_paths={"time": "$.time"},
+        input_template=template[:-1] + ', "time": <time>}',
+    )
+
+
+def _failure_pattern(platform: PlatformRefs, pipeline_name: str) -> pulumi.Output[str]:
+    """This pipeline's executions that end Failed (a rejected candidate included) or Stopped."""
+    return pulumi.Output.json_dumps(
+        {
+            "source": ["aws.sagemaker"],
+            "detail-type": [PIPELINE_EXECUTION_STATUS_CHANGE],
+            "detail": {
+                "pipelineArn": [_pipeline_arn(platform, pipeline_name)],
+                "currentPipelineExecutionStatus": ["Failed", "Stopped"],
+            },
+        }
+    )
+
+
+def _pipeline_arn(platform: PlatformRefs, pipeline_name: str) -> pulumi.Output[str]:
+    # SageMaker lower-cases resource names inside ARNs.
+    return platform.arn("sagemaker", f"pipeline/{pipeline_name.lower()}")
+
+
 def _alarm_pattern(alarm_names: list[pulumi.Input[str]]) -> pulumi.Output[str]:
     return pulumi.Output.json_dumps(
         {
@@ -166,11 +244,30 @@ def _alarm_pattern(alarm_names: list[pulumi.Input[str]]) -> pulumi.Output[str]:
 
 
 def _handler_statements(args: RetrainingTriggerArgs) -> list[dict[str, Any]]:
-    # SageMaker lower-cases resource names inside ARNs.
     platform = args.platform
-    pipeline = platform.arn("sagemaker", f"pipeline/{args.pipeline_name.lower()}")
+    pipeline = _pipeline_arn(platform, args.pipeline_name)
     group = args.model_package_group_name.lower()
     return [
+        iam_documents.allow(
+            "ReadWhyThisPipelinesRunsFailed",
+            ["sagemaker:DescribePipelineExecution"],
+            [pulumi.Output.concat(pipeline, "/execution/*")],
+        ),
+        iam_documents.allow("NotifyTheAlarmTopic", ["sns:Publish"], [platform.alarm_topic_arn]),
+        iam_documents.allow(
+            # the alarm topic is encrypted with the platform key: publishing needs a data key
+            "EncryptForTheAlarmTopic",
+            ["kms:GenerateDataKey", "kms:Decrypt"],
+            [platform.kms_key_arn],
+        ),
+        iam_documents.allow(
+            "DescribeThisModelsAlarms",
+            ["cloudwatch:DescribeAlarms"],
+            [
+                platform.arn("cloudwatch", pulumi.Output.concat("alarm:", n))
+                for n in args.alarm_names
+            ],
+        ),
         iam_documents.allow(
             "StartAndListTrainingPipelineExecutions",
             ["sagemaker:StartPipelineExecution", "sagemaker:ListPipelineExecutions"],
@@ -196,6 +293,18 @@ def _check(name: str, args: RetrainingTriggerArgs) -> None:
         raise ValueError(
             f"RetrainingTrigger '{name}': alarm_names is empty; pass the model's drift and "
             "quality alarm names (an empty list would make the rule match no alarm)."
+        )
+    if args.recheck_expression and not SCHEDULE.match(args.recheck_expression):
+        raise ValueError(
+            f"RetrainingTrigger '{name}': recheck_expression '{args.recheck_expression}' is "
+            "not an EventBridge schedule; use 'rate(1 day)' or '' for no re-check."
+        )
+    named = {n for n in args.alarm_names if isinstance(n, str)}
+    unknown = sorted(set(args.evidence_lag_days) - named)
+    if unknown and len(named) == len(args.alarm_names):
+        raise ValueError(
+            f"RetrainingTrigger '{name}': evidence_lag_days names {unknown}, which are not in "
+            f"alarm_names {args.alarm_names}; give lags for the model's own alarms."
         )
     if args.schedule_expression and not SCHEDULE.match(args.schedule_expression):
         raise ValueError(

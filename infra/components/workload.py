@@ -18,6 +18,7 @@ from infra.components.monitoring_schedule import MonitoringSchedule, MonitoringS
 from infra.components.platform_refs import PlatformRefs
 from infra.components.retraining_trigger import RetrainingTrigger, RetrainingTriggerArgs
 from infra.components.training_pipeline import TrainingPipeline, TrainingPipelineArgs
+from infra.pipelines.monitoring import LABEL_HORIZON_DAYS
 from infra.settings import ModelSettings, PlatformSettings, schedule_period_seconds
 
 
@@ -72,9 +73,8 @@ class ModelWorkload(pulumi.ComponentResource):
                 endpoint_name=self.endpoint.endpoint_name,
                 variant_name=self.endpoint.variant_name,
                 drift_threshold=model.drift_threshold,
-                quality_floor=model.quality_floor
-                if model.quality_alarm_threshold is None
-                else model.quality_alarm_threshold,
+                quality_floor=model.quality_floor,
+                quality_alarm_threshold=model.quality_alarm_threshold,
                 latency_p99_ms=model.latency_p99_ms,
                 error_5xx_threshold=model.error_5xx_threshold,
                 missing_invocations_minutes=model.missing_invocations_minutes,
@@ -124,7 +124,15 @@ class ModelWorkload(pulumi.ComponentResource):
                 pipeline_name=self.pipeline_name,
                 model_package_group_name=self.registry.group_name,
                 alarm_names=[self.alarms.drift_alarm_name, self.alarms.quality_alarm_name],
+                # How long before an alarm fires the traffic it judged was served: a drift
+                # window ends when the (daily) schedule fires, quality's a label horizon earlier.
+                evidence_lag_days={
+                    self.alarms.drift_alarm_name: 1,
+                    self.alarms.quality_alarm_name: LABEL_HORIZON_DAYS,
+                },
+                retry_alarm_names=[self.alarms.quality_alarm_name],
                 schedule_expression=settings.retrain_schedule,
+                recheck_expression=settings.monitoring_schedule,
                 cooldown_minutes=settings.retrain_cooldown_minutes,
                 min_new_label_days=settings.retrain_min_new_label_days,
                 tags=tags,

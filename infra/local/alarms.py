@@ -71,6 +71,9 @@ class AlarmEvaluator:
     cloudwatch: Any
     samples: SampleSource | None = None
     """Where percentiles come from when the API returns none (moto 5.2.5 computes none)."""
+    stamp: Callable[[str, datetime], None] | None = None
+    """Dates a state change in the emulator (`Emulator.stamp_alarm_state`): CloudWatch stamps
+    it with the time of the evaluation, which here is simulated."""
     evaluations: list[Evaluation] = field(default_factory=list)
     """The last round's outcome for every alarm, evaluated or not."""
     _state_times: dict[str, datetime] = field(default_factory=dict)
@@ -171,6 +174,8 @@ class AlarmEvaluator:
             StateReason=reason[:1023],
             StateReasonData=reason_data,
         )
+        if self.stamp is not None:
+            self.stamp(alarm["AlarmName"], now)
         previous_time = self._state_times.get(alarm["AlarmName"]) or alarm.get(
             "StateUpdatedTimestamp"
         )

@@ -111,6 +111,18 @@ class Emulator:
             and _naive_utc(start) <= _naive_utc(datum.timestamp) < _naive_utc(end)
         ]
 
+    def stamp_alarm_state(self, alarm_name: str, moment: datetime) -> None:
+        """Date an alarm's last state change at `moment` (the simulated time it happened).
+
+        moto stamps `SetAlarmState` with the wall clock, while the alarm evaluator runs at
+        simulated times; the retrain handler reads `StateUpdatedTimestamp` to date an alarm's
+        onset, as it reads CloudWatch's in AWS."""
+        self._require_running()
+        backend = get_backend("cloudwatch")[self.account_id][self.region]
+        alarm = backend.alarms.get(alarm_name)
+        if alarm is not None:
+            alarm.state_updated_timestamp = _naive_utc(moment)
+
     def reset(self) -> None:
         """Empty every service's state, through moto's own reset endpoint."""
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")

@@ -27,6 +27,7 @@ Target = Callable[[Any], Any]
 SCHEDULED_EVENT = "Scheduled Event"
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
+PIPELINE_EXECUTION_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,30 @@ def endpoint_state_change(
         "LastModifiedTime": now_ms,
     }
     return _envelope(ENDPOINT_STATE_CHANGE, "aws.sagemaker", endpoint_arn, now, detail)
+
+
+def pipeline_execution_status_change(
+    pipeline_arn: str,
+    execution_arn: str,
+    status: str,
+    *,
+    now: datetime,
+    started: datetime,
+    description: str = "",
+) -> dict[str, Any]:
+    """The event SageMaker sends when a pipeline execution ends (it carries no failure reason:
+    a consumer describes the execution for that)."""
+    detail = {
+        "pipelineArn": pipeline_arn,
+        "pipelineExecutionArn": execution_arn,
+        "pipelineExecutionDisplayName": execution_arn.rsplit("/", 1)[-1],
+        "pipelineExecutionDescription": description,
+        "currentPipelineExecutionStatus": status,
+        "previousPipelineExecutionStatus": "Executing",
+        "executionStartTime": started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "executionEndTime": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return _envelope(PIPELINE_EXECUTION_STATUS_CHANGE, "aws.sagemaker", execution_arn, now, detail)
 
 
 def _epoch_ms(value: Any) -> Any:

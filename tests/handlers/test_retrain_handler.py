@@ -19,6 +19,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
 
+from infra.local import moto_extensions
 from ml_code.handlers import retrain
 from ml_code.handlers.retrain import RetrainConfig, handler
 
@@ -161,7 +162,7 @@ def test_events_that_are_neither_alarms_nor_schedules_start_nothing(sagemaker):
     result = handler({"source": "aws.s3", "detail-type": "Object Created", "detail": {}}, None)
     assert result == {
         "started": False,
-        "reason": "ignored: neither an alarm state change nor a scheduled retrain",
+        "reason": "ignored: neither an alarm state change, a re-check nor a scheduled retrain",
         "execution_arn": None,
     }
     assert _executions(sagemaker) == []
@@ -201,14 +202,16 @@ def test_an_approved_package_without_a_model_artifact_is_no_champion(sagemaker):
     assert retrain.model_data_url(retrain.champion_package(sagemaker, GROUP)) is None
 
 
-def test_no_run_starts_before_a_week_of_labels_the_champion_has_not_seen(sagemaker, monkeypatch):
+def test_no_scheduled_run_starts_before_days_of_labels_the_champion_has_not_seen(
+    sagemaker, monkeypatch
+):
     monkeypatch.setenv("MIN_NEW_LABEL_DAYS", "7")
     _approved_package(sagemaker, "s3://artifacts/champion.tar.gz", labels_through="2026-11-20")
-    # an alarm on the 25th: labels up to the 24th, four days the champion has not seen
-    early = handler(_alarm(time="2026-11-25T01:00:00Z"), None)
+    # a schedule on the 25th: labels up to the 24th, four days the champion has not seen
+    early = handler({"source": "schedule", "time": "2026-11-25T01:00:00Z"}, None)
     assert not early["started"] and early["reason"].startswith("too early")
     assert "4 day(s)" in early["reason"] and _executions(sagemaker) == []
-    late = handler(_alarm(time="2026-11-28T01:00:00Z"), None)  # seven days: worth a run
+    late = handler({"source": "schedule", "time": "2026-11-28T01:00:00Z"}, None)
     assert late["started"] and len(_executions(sagemaker)) == 1
 
 
@@ -252,7 +255,7 @@ def test_the_cooldown_is_measured_from_the_alarms_own_time_when_no_clock_is_give
     """A replayed or late event is judged by when the alarm fired, not by when it arrived."""
     seen: list[datetime] = []
 
-    def blocking(client, config, now):
+    def blocking(client, config, now, episode, champion=None):
         seen.append(now)
         return None, None
 
@@ -272,3 +275,199 @@ def test_the_cooldown_is_measured_from_the_alarms_own_time_when_no_clock_is_give
     monkeypatch.setattr(retrain, "champion_package", lambda client, group: None)
     retrain.retrain(event, client=Client(), config=config)
     assert seen == [datetime(2026, 3, 9, 12, tzinfo=UTC)]
+
+
+# -- episodes: onset, re-check, backoff and cap -------------------------------------------------
+
+DRIFT, QUALITY = "mlops-dev-recsys-drift", "mlops-dev-recsys-quality"
+LAGS = json.dumps({DRIFT: 0, QUALITY: 7})
+
+
+@pytest.fixture
+def episodes(sagemaker, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The model's two alarms in moto's CloudWatch, a champion, three labelled days needed."""
+    monkeypatch.setenv("ALARM_EVIDENCE_LAGS", LAGS)
+    monkeypatch.setenv("RETRY_ALARMS", QUALITY)
+    monkeypatch.setenv("MIN_NEW_LABEL_DAYS", "3")
+    monkeypatch.setenv("COOLDOWN_MINUTES", "60")
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    for name in (DRIFT, QUALITY):
+        cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            Namespace="MLOps/ModelMonitor",
+            MetricName=name.rsplit("-", 1)[-1],
+            Statistic="Maximum",
+            Period=86400,
+            EvaluationPeriods=1,
+            Threshold=0.2,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+    package = _approved_package(sagemaker, "s3://artifacts/champion.tar.gz", "2026-01-06")
+    _set_created(package, datetime(2026, 1, 7, tzinfo=UTC))
+    return cloudwatch
+
+
+def _set_created(package_arn: str, when: datetime) -> None:
+    backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION]
+    for package in backend.model_packages.values():
+        if package.arn == package_arn:
+            package.creation_time = when.replace(tzinfo=None)
+
+
+def _enter_alarm(cloudwatch: Any, name: str, when: datetime) -> dict[str, Any]:
+    """The alarm goes to ALARM at `when` (dated in the emulator as CloudWatch would)."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="crossed")
+    alarm = cloudwatch_backends[DEFAULT_ACCOUNT_ID][REGION].alarms[name]
+    alarm.state_updated_timestamp = when.replace(tzinfo=None)
+    return _alarm(name=name, time=when.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def _recheck(day: datetime) -> dict[str, Any]:
+    return {"source": "recheck", "model": "recsys", "time": day.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _day(n: int) -> datetime:
+    return datetime(2026, 1, 7, 1, tzinfo=UTC) + timedelta(days=n)
+
+
+def test_an_early_alarm_waits_and_the_recheck_starts_a_run_that_sees_the_change(episodes):
+    """Drift on day 2 of a change: nothing labelled after it yet. The daily re-check starts
+    the run once the pipeline's newest cut-off has three labelled days after the onset."""
+    early = handler(_enter_alarm(episodes, DRIFT, _day(2)), None)
+    assert not early["started"] and early["reason"].startswith("too early: the alarms' onset")
+    answers = {n: handler(_recheck(_day(n)), None) for n in range(3, 12)}
+    started = [n for n, a in answers.items() if a["started"]]
+    assert started == [11]
+    onset = _day(2).date()
+    newest = retrain.newest_labelled_cutoff(_day(11), RetrainConfig.from_env())
+    assert (newest - onset).days + 1 == 3  # the run trains and is judged on post-onset days
+    assert answers[11]["reason"].startswith(f"recheck:{DRIFT}")
+
+
+def test_a_quality_alarm_dates_its_onset_a_label_horizon_back(episodes):
+    """Quality's newest datapoint judges requests a label horizon old: the change had shown in
+    them, so their day is the onset, and two more labelled days make a run worth starting."""
+    early = handler(_enter_alarm(episodes, QUALITY, _day(14)), None)
+    assert early["reason"].startswith("too early: the alarms' onset is 2026-01-14")
+    assert handler(_recheck(_day(16)), None)["started"]
+
+
+def test_only_the_models_own_alarms_start_runs(episodes):
+    result = handler(_alarm(name="mlops-dev-recsys-errors", time="2026-01-30T01:00:00Z"), None)
+    assert not result["started"] and result["reason"].startswith("ignored:")
+    assert _executions(sagemaker_client()) == []
+
+
+def test_a_recheck_with_no_alarm_in_alarm_starts_nothing(episodes):
+    result = handler(_recheck(_day(20)), None)
+    assert result["reason"] == "ignored: none of the model's alarms is in ALARM"
+    assert _executions(sagemaker_client()) == []
+
+
+def test_a_rejected_candidate_is_retried_with_backoff_and_then_capped(episodes, monkeypatch):
+    """Quality stays in ALARM and each run of the episode is rejected by the gate: the re-check
+    retries after 1, then 2 cooldowns, then stops at three runs and says a person must look."""
+    monkeypatch.setenv("COOLDOWN_MINUTES", str(24 * 60))
+    handler(_enter_alarm(episodes, QUALITY, _day(11)), None)
+    outcomes = {}
+    for n in range(13, 22):
+        answer = handler(_recheck(_day(n)), None)
+        outcomes[n] = answer["reason"].split(":")[0]
+        if answer["started"]:
+            _set_status(answer["execution_arn"], "Failed")
+            _set_start(answer["execution_arn"], _day(n))
+    assert [n for n, o in outcomes.items() if o == "recheck"] == [13, 14, 16]
+    assert outcomes[15] == "backoff" and outcomes[17] == "cap"
+    assert len(_executions(sagemaker_client())) == 3
+
+
+def test_drift_alone_is_done_once_the_serving_model_learnt_from_days_after_its_onset(episodes):
+    """Features that keep moving after a good retrain keep drift on; with quality fine,
+    retraining on them again would only give the gate more to reject."""
+    handler(_enter_alarm(episodes, DRIFT, _day(2)), None)
+    assert handler(_recheck(_day(11)), None)["started"]
+    # the run learnt from cut-offs up to day 4 (labels through day 10) and now serves
+    newer = _approved_package(sagemaker_client(), "s3://artifacts/v2.tar.gz", "2026-01-17")
+    _set_created(newer, _day(11))
+    later = handler(_recheck(_day(14)), None)
+    assert not later["started"]
+    assert later["reason"].startswith("done: the serving model learnt from days up to 2026-01-11")
+
+
+def test_a_model_retrained_before_the_drift_onset_is_retrained_again(episodes):
+    """An early run (started by another alarm) learnt only from days before drift showed."""
+    handler(_enter_alarm(episodes, DRIFT, _day(6)), None)
+    _approved_package(sagemaker_client(), "s3://artifacts/early.tar.gz", "2026-01-12")
+    answers = {n: handler(_recheck(_day(n)), None) for n in range(7, 16)}
+    assert [n for n, a in answers.items() if a["started"]] == [15]
+
+
+def sagemaker_client() -> Any:
+    return boto3.client("sagemaker", region_name=REGION)
+
+
+def _set_start(execution_arn: str, when: datetime) -> None:
+    pipeline = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].pipelines[PIPELINE]
+    execution = pipeline.pipeline_executions[execution_arn]
+    naive = when.replace(tzinfo=None)
+    execution.creation_time = execution.start_time = execution.last_modified_time = naive
+
+
+# -- failures are told ---------------------------------------------------------------------------
+
+
+def _ended(execution_arn: str, status: str, pipeline: str = PIPELINE) -> dict[str, Any]:
+    return {
+        "source": "aws.sagemaker",
+        "detail-type": "SageMaker Model Building Pipeline Execution Status Change",
+        "time": "2026-01-20T01:00:00Z",
+        "detail": {
+            "pipelineArn": f"arn:aws:sagemaker:{REGION}:{DEFAULT_ACCOUNT_ID}:pipeline/{pipeline}",
+            "pipelineExecutionArn": execution_arn,
+            "currentPipelineExecutionStatus": status,
+            "previousPipelineExecutionStatus": "Executing",
+        },
+    }
+
+
+@pytest.fixture
+def topic(sagemaker, monkeypatch: pytest.MonkeyPatch) -> str:
+    arn = boto3.client("sns", region_name=REGION).create_topic(Name="mlops-dev-alarms")["TopicArn"]
+    monkeypatch.setenv("ALARM_TOPIC_ARN", arn)
+    return arn
+
+
+def _sent(topic_arn: str) -> list[tuple[str, str]]:
+    from moto.sns.models import sns_backends
+
+    found = sns_backends[DEFAULT_ACCOUNT_ID][REGION].topics[topic_arn].sent_notifications
+    return [(subject, message) for _, message, subject, *_ in found]
+
+
+def test_a_rejected_candidate_reaches_the_alarm_topic_with_its_figures(sagemaker, topic):
+    moto_extensions.install()  # moto returns no FailureReason; the embedded cloud does
+    run = handler(_alarm(), None)["execution_arn"]
+    reason = (
+        "step 'RejectModel' failed: Not registered: test NDCG@10 0.31 must be at least the "
+        "quality floor 0.2 and the champion's NDCG@10 on the same data 0.35."
+    )
+    pipeline = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].pipelines[PIPELINE]
+    pipeline.pipeline_executions[run].pipeline_execution_failure_reason = reason
+    _set_status(run, "Failed")
+    result = handler(_ended(run, "Failed"), None)
+    assert result["reason"].startswith("notified: step 'RejectModel' failed")
+    ((subject, message),) = _sent(topic)
+    assert subject == f"{PIPELINE}: training run Failed"
+    assert "0.31 must be at least the quality floor 0.2" in message and "0.35" in message
+    assert len(_executions(sagemaker)) == 1, "telling starts nothing"
+
+
+@pytest.mark.parametrize(
+    ("status", "pipeline"), [("Succeeded", PIPELINE), ("Failed", "another-pipeline")]
+)
+def test_only_this_pipelines_failed_or_stopped_runs_are_told(sagemaker, topic, status, pipeline):
+    run = handler(_alarm(), None)["execution_arn"]
+    result = handler(_ended(run, status, pipeline), None)
+    assert result["reason"].startswith("ignored:") and _sent(topic) == []

@@ -11,7 +11,7 @@ import pytest
 from infra.components.retraining_trigger import RetrainingTrigger, RetrainingTriggerArgs
 from infra.local.events import transform_input
 from infra.plan.engine import Capture, Resource
-from tests.infra.platform import ACCOUNT, platform_refs
+from tests.infra.platform import ACCOUNT, PLATFORM_KEY, TOPIC, platform_refs
 from tests.infra.resolved import resolved
 
 RULE = "aws:cloudwatch/eventRule:EventRule"
@@ -38,12 +38,19 @@ def _build(**overrides: Any) -> tuple[Capture, list[RetrainingTrigger]]:
             pipeline_name="mlops-dev-recsys-training",
             model_package_group_name="mlops-dev-recsys",
             alarm_names=[pulumi.Output.from_input(a) for a in ALARMS],
+            evidence_lag_days={ALARMS[1]: 9},
             cooldown_minutes=120,
         )
         args.update(overrides)
         trigger = RetrainingTrigger("recsys-retraining", RetrainingTriggerArgs(**args))
         built.append(trigger)
-        for output in ("alarm_rule_arn", "schedule_rule_arn", "function_name"):
+        for output in (
+            "alarm_rule_arn",
+            "schedule_rule_arn",
+            "recheck_rule_arn",
+            "failure_rule_arn",
+            "function_name",
+        ):
             pulumi.export(output, getattr(trigger, output))
 
     return resolved(program), built
@@ -100,9 +107,14 @@ def test_lambda_permission_lets_only_eventbridge_invoke_and_only_from_its_rule(c
     assert permission.inputs["function"] == "mlops-dev-recsys-retraining-handler"
 
 
-def test_schedule_rule_invokes_the_same_handler_with_the_schedule_source_and_event_time(capture):
-    rule = _rule(capture, "schedule")
-    assert rule.inputs["scheduleExpression"] == "rate(7 days)"
+@pytest.mark.parametrize(
+    ("role", "expression"), [("schedule", "rate(7 days)"), ("recheck", "rate(1 day)")]
+)
+def test_scheduled_rules_invoke_the_same_handler_with_their_source_and_event_time(
+    capture, role, expression
+):
+    rule = _rule(capture, role)
+    assert rule.inputs["scheduleExpression"] == expression
     target = _target_of(capture, rule)
     assert target.inputs["arn"] == FUNCTION_ARN
     transformer = target.inputs["inputTransformer"]
@@ -113,14 +125,30 @@ def test_schedule_rule_invokes_the_same_handler_with_the_schedule_source_and_eve
         {"InputPathsMap": transformer["inputPaths"], "InputTemplate": transformer["inputTemplate"]},
         scheduled,
     )
-    assert sent == {"source": "schedule", "model": "recsys", "time": "2026-12-03T01:00:00Z"}
+    assert sent == {"source": role, "model": "recsys", "time": "2026-12-03T01:00:00Z"}
 
 
-def test_no_schedule_rule_when_the_expression_is_empty():
-    capture, (trigger,) = _build(schedule_expression="")
+def test_no_schedule_or_recheck_rule_when_their_expressions_are_empty():
+    capture, (trigger,) = _build(schedule_expression="", recheck_expression="")
     assert trigger.schedule_rule is None and trigger.schedule_rule_arn is None
-    assert [r.name for r in capture.by_type(RULE)] == ["recsys-retraining-alarm-rule"]
-    assert len(capture.by_type(TARGET)) == 1 and len(capture.by_type(PERMISSION)) == 1
+    assert trigger.recheck_rule is None and trigger.recheck_rule_arn is None
+    assert sorted(r.name for r in capture.by_type(RULE)) == [
+        "recsys-retraining-alarm-rule",
+        "recsys-retraining-failed-rule",
+    ]
+    assert len(capture.by_type(TARGET)) == 2 and len(capture.by_type(PERMISSION)) == 2
+
+
+def test_handler_may_describe_only_this_models_alarms(capture):
+    (statement,) = [
+        s
+        for s in _handler_policy(capture)["Statement"]
+        if any(a.startswith("cloudwatch:") for a in s["Action"])
+    ]
+    assert statement["Action"] == ["cloudwatch:DescribeAlarms"]
+    assert statement["Resource"] == [
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{name}" for name in ALARMS
+    ]
 
 
 def test_handler_may_start_and_list_only_this_pipeline_and_read_only_this_registry_group(capture):
@@ -141,7 +169,34 @@ def test_handler_may_start_and_list_only_this_pipeline_and_read_only_this_regist
                 f"{SAGEMAKER}:model-package/mlops-dev-recsys/*",
             ),
         ),
+        (
+            ("sagemaker:DescribePipelineExecution",),
+            (f"{SAGEMAKER}:pipeline/mlops-dev-recsys-training/execution/*",),
+        ),
     }
+
+
+def test_failed_or_stopped_runs_of_this_pipeline_reach_the_handler(capture):
+    rule = _rule(capture, "failed")
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+        "detail": {
+            "pipelineArn": [f"{SAGEMAKER}:pipeline/mlops-dev-recsys-training"],
+            "currentPipelineExecutionStatus": ["Failed", "Stopped"],
+        },
+    }
+    assert _target_of(capture, rule).inputs["arn"] == FUNCTION_ARN
+
+
+def test_handler_may_publish_only_to_the_alarm_topic_with_the_platform_key(capture):
+    statements = {s["Sid"]: s for s in _handler_policy(capture)["Statement"]}
+    publish, encrypt = statements["NotifyTheAlarmTopic"], statements["EncryptForTheAlarmTopic"]
+    assert publish["Action"] == ["sns:Publish"] and len(publish["Resource"]) == 1
+    assert publish["Resource"][0].endswith(":mlops-dev-alarms")
+    assert publish["Resource"] == [TOPIC]
+    assert encrypt["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"]
+    assert encrypt["Resource"] == [PLATFORM_KEY]
 
 
 def test_handler_policy_has_no_wildcard_actions_and_no_sagemaker_access_beyond_those(capture):
@@ -158,7 +213,12 @@ def test_handler_is_configured_with_pipeline_group_and_cooldown(capture):
         "PIPELINE_NAME": "mlops-dev-recsys-training",
         "MODEL_PACKAGE_GROUP": "mlops-dev-recsys",
         "COOLDOWN_MINUTES": "120",
-        "MIN_NEW_LABEL_DAYS": "7",
+        "MIN_NEW_LABEL_DAYS": "1",
+        "ALARM_EVIDENCE_LAGS": '{"mlops-dev-recsys-drift": 0, "mlops-dev-recsys-quality": 9}',
+        "LABEL_HORIZON_DAYS": "7",
+        "MAX_RUNS_PER_EPISODE": "3",
+        "RETRY_ALARMS": "mlops-dev-recsys-drift,mlops-dev-recsys-quality",
+        "ALARM_TOPIC_ARN": TOPIC,
     }
 
 
@@ -166,6 +226,8 @@ def test_outputs_name_the_rules_and_the_function(capture):
     assert capture.outputs == {
         "alarm_rule_arn": f"{EVENTS}:rule/mlops-dev-recsys-retrain-alarm",
         "schedule_rule_arn": f"{EVENTS}:rule/mlops-dev-recsys-retrain-schedule",
+        "recheck_rule_arn": f"{EVENTS}:rule/mlops-dev-recsys-retrain-recheck",
+        "failure_rule_arn": f"{EVENTS}:rule/mlops-dev-recsys-retrain-failed",
         "function_name": "mlops-dev-recsys-retraining-handler",
     }
 
