@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from infra.local import story
+
 if TYPE_CHECKING:
     from infra.local.scenario import RunRecord
 
@@ -53,7 +55,7 @@ def write_outputs(record: RunRecord, run_dir: Path) -> tuple[Path, Path]:
 
 
 def print_summary(record: RunRecord, console: Console) -> None:
-    """The tables a user reads at the end of `mlops-kit local run`."""
+    """The tables a user reads at the end of `mlops-kit local run`, then the story they tell."""
     console.print(_days_table(record))
     console.print(
         _table(
@@ -140,11 +142,13 @@ def print_summary(record: RunRecord, console: Console) -> None:
             + [("total", f"{sum(record.phases.values()):.1f}")],
         )
     )
+    console.print("\n[bold]What happened[/]", highlight=False)
+    console.print("\n".join(story.tell(record)), highlight=False, markup=False)
 
 
 def _days_table(record: RunRecord) -> Table:
     table = Table(title="Simulated days")
-    for column in ("day", "date", "requests", "batch", "serving", "max PSI (last 7 days)"):
+    for column in ("day", "date", "requests", "batch", "serving", "drift (max PSI)"):
         table.add_column(column)
     for column in ("labels of", "NDCG@10", "alarms in ALARM"):
         table.add_column(column)
@@ -167,7 +171,7 @@ def _days_table(record: RunRecord) -> Table:
 def _trigger(reason: str) -> str:
     """`alarm:<name>:<CloudWatch's reason>` as `alarm <name>`: the reason is in the report."""
     kind, _, rest = reason.partition(":")
-    return f"{kind} {rest.split(':', 1)[0]}" if kind == "alarm" else reason
+    return f"{kind} {rest.split(':', 1)[0]}" if kind in ("alarm", "recheck") else reason
 
 
 def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:

@@ -63,6 +63,7 @@ from infra.local.events import (
     EventRouter,
     endpoint_state_change,
     model_package_state_change,
+    pipeline_execution_status_change,
 )
 from infra.local.handlers import handlers_from_plan
 from infra.local.jobs_runner import ForkServerRunner
@@ -117,8 +118,8 @@ class ScenarioSettings:
         if self.history_days < MIN_DATA_DAYS:
             raise ScenarioError(
                 f"history_days = {self.history_days} is too short: the first model's training "
-                f"set needs {MIN_DATA_DAYS} days ({LOOKBACK_DAYS} of features before the first "
-                f"cut-off and {LABEL_HORIZON_DAYS}-day label windows for training and test); "
+                f"set needs {MIN_DATA_DAYS} days ({LOOKBACK_DAYS} of features before the oldest "
+                f"cut-off, then its cut-offs and a {LABEL_HORIZON_DAYS}-day label window); "
                 f"use --history-days {MIN_DATA_DAYS} or more"
             )
 
@@ -138,6 +139,8 @@ class DayRecord:
     drift_max_psi: float | None = None
     drift_psi: dict[str, float] = field(default_factory=dict)
     ndcg_at_10: float | None = None
+    """Live NDCG@10 of the quality window ending on `monitored_day` (published only)."""
+    quality_shortfall_z: float | None = None
     ground_truth_coverage: float | None = None
     alarms: dict[str, str] = field(default_factory=dict)
     serving_version: int | None = None
@@ -170,6 +173,11 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> RunRecord:
+        """A record read back from `summary.json`."""
+        return cls(**{**doc, "days": [DayRecord(**day) for day in doc.get("days", [])]})
 
 
 @dataclass
@@ -348,7 +356,11 @@ class LocalRun:
         self.sagemaker = self.cloud.client("sagemaker")
         self.layout = _layout(self.plan, self.provisioned, self.sagemaker)
         self.router = EventRouter(self.cloud.client("events"), handlers_from_plan(self.plan))
-        self.alarms = AlarmEvaluator(self.cloud.client("cloudwatch"), self.cloud.metric_samples)
+        self.alarms = AlarmEvaluator(
+            self.cloud.client("cloudwatch"),
+            self.cloud.metric_samples,
+            stamp=self.cloud.stamp_alarm_state,
+        )
         described = self.cloud.client("cloudwatch").describe_alarms(AlarmTypes=["MetricAlarm"])
         self.record.alarms = [
             {
@@ -564,8 +576,8 @@ class LocalRun:
 
     def _monitor(self, today: dt.date, record: DayRecord) -> None:
         """The day's monitoring run, as the schedule starts it: the definition's own windows
-        (drift over the last week's capture, quality over the day whose labels are complete),
-        with the ground truth that arrived today."""
+        and inputs (drift over the last days of capture, quality over the days whose labels
+        are complete, from every label the endpoint has received)."""
         if self.layout.monitoring_pipeline is None:
             return
         window_end = _at(today + dt.timedelta(days=1), 0)
@@ -575,7 +587,6 @@ class LocalRun:
                 for name, value in self.layout.monitoring_parameters.items()
             },
             "WindowEnd": _iso(window_end),
-            "GroundTruthUri": self._ground_truth_prefix(today),
         }
         started = self.sagemaker.start_pipeline_execution(
             PipelineName=self.layout.monitoring_pipeline,
@@ -603,9 +614,14 @@ class LocalRun:
                         record.drift_psi = {
                             feature: values["psi"]
                             for feature, values in (report.get("features") or {}).items()
-                            if isinstance(values, dict) and "psi" in values
+                            if isinstance(values, dict)
+                            and "psi" in values
+                            and values.get("monitored", True)
                         }
                     else:
+                        if report.get("status") == "insufficient data":
+                            continue  # published nothing: too few labelled rankings
+                        record.quality_shortfall_z = report.get("quality_shortfall_z")
                         ranking = report.get("ranking") or report.get("metrics") or {}
                         record.ndcg_at_10 = _first(report, ranking, "ndcg_at_10")
                         record.ground_truth_coverage = _first(
@@ -640,6 +656,7 @@ class LocalRun:
             results.append(result)
             self._record_execution(result, day, time.perf_counter() - started)
             self._emit_uploads(day)
+            self._emit_ending(result, day)
             self._emit_registrations(result, day)
             self._claim()
         return results
@@ -666,11 +683,28 @@ class LocalRun:
                 event = object_created(bucket, key, self.s3, self.clock.now, self.cloud.region)
                 self._deliver(self.router.publish(event), day, f"s3 {key}")
 
+    def _emit_ending(self, result: ExecutionResult, day: int | None) -> None:
+        """SageMaker's status change event when an execution ends, as EventBridge receives it."""
+        described = self.sagemaker.describe_pipeline_execution(
+            PipelineExecutionArn=result.execution_arn
+        )
+        event = pipeline_execution_status_change(
+            described["PipelineArn"],
+            result.execution_arn,
+            result.status,
+            now=self.clock.now,
+            started=self.timeline.starts.get(result.execution_arn, self.clock.now),
+            description=str(described.get("PipelineExecutionDescription") or ""),
+        )
+        self._deliver(self.router.publish(event), day, f"execution {result.status}")
+
     def _emit_registrations(self, result: ExecutionResult, day: int | None) -> None:
         for step in result.steps:
             arn = step.properties.get("ModelPackageArn") if step.status == "Succeeded" else None
             if not arn:
                 continue
+            self.timeline.registered(arn, self.clock.now)
+            self.timeline.restamp(self.sagemaker, self.clock.now)
             package = self.sagemaker.describe_model_package(ModelPackageName=arn)
             self.record.models.append(_model_entry(package, result, day))
             event = model_package_state_change(
@@ -858,19 +892,23 @@ class _TimedRunner:
 
 
 class _Timeline:
-    """Simulated start times of executions, written into the emulator.
+    """Simulated times of executions and model packages, written into the emulator.
 
-    moto stamps an execution with the wall clock when it is created; the retrain handler
-    measures its cooldown from the alarm event's time, which here is simulated. Before handlers
-    run, each execution's start is set to the simulated time it started, as the service would
-    have stamped it.
+    moto stamps an execution or a package with the wall clock when it is created; the retrain
+    handler measures its cooldown from the alarm event's (simulated) time and dates the serving
+    model by its package's `CreationTime`. So before handlers run, each is set to the simulated
+    time it happened, as the service would have stamped it.
     """
 
     def __init__(self) -> None:
         self.starts: dict[str, dt.datetime] = {}
+        self.packages: dict[str, dt.datetime] = {}
 
     def started(self, arn: str, when: dt.datetime) -> None:
         self.starts.setdefault(arn, when)
+
+    def registered(self, arn: str, when: dt.datetime) -> None:
+        self.packages.setdefault(arn, when)
 
     def restamp(self, sagemaker: Any, now: dt.datetime) -> None:
         from moto.backends import get_backend
@@ -881,12 +919,19 @@ class _Timeline:
                     for arn, execution in pipeline.pipeline_executions.items():
                         if arn in self.starts and self.starts[arn] <= now:
                             _set_start(execution, self.starts[arn])
+                for package in backend.model_packages.values():
+                    if package.arn in self.packages:
+                        package.creation_time = _naive(self.packages[package.arn])
 
 
 def _set_start(execution: Any, moment: dt.datetime) -> None:
-    """moto keeps naive UTC datetimes."""
-    naive = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    naive = _naive(moment)
     execution.creation_time = execution.start_time = execution.last_modified_time = naive
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    """moto keeps naive UTC datetimes."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 # -- small helpers -----------------------------------------------------------------------------

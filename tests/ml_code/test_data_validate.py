@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ml_code.data import validate
 from ml_code.data.dataset import read_table
 from ml_code.data.generate import World
-from ml_code.data import validate
 from ml_code.data.validate import REPORT_JSON, REPORT_MARKDOWN, main, validate_dataset
 
 
