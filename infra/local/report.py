@@ -195,7 +195,7 @@ def _day(value: int | None) -> str:
 
 
 def render_html(record: RunRecord) -> str:
-    """A self-contained page: settings, three plots, the tables of the console summary."""
+    """A self-contained page: settings, four plots, the tables of the console summary."""
     shift = dt.date.fromisoformat(record.shift_date) if record.shift_date else None
     markers = ([(shift, "shift")] if shift else []) + _retrain_markers(record)
     drift = _drift_series(record)
@@ -207,11 +207,22 @@ def render_html(record: RunRecord) -> str:
             if d.monitored_day and d.ndcg_at_10 is not None
         ]
     }
+    shortfall = {
+        "shortfall (standard errors)": [
+            (dt.date.fromisoformat(d.monitored_day), d.quality_shortfall_z)
+            for d in record.days
+            if d.monitored_day and d.quality_shortfall_z is not None
+        ]
+    }
     sections = [
-        "<h2>Feature drift (PSI per feature, of the week of traffic up to each day)</h2>",
+        "<h2>Feature drift (noise-corrected PSI per monitored feature, of the last days of "
+        "traffic up to each day)</h2>",
         line_chart(drift, markers, thresholds.get("drift"), "PSI"),
         "<h2>Model quality (NDCG@10 of labelled traffic, by day of traffic)</h2>",
-        line_chart(quality, markers, thresholds.get("quality"), "NDCG@10"),
+        line_chart(quality, markers, None, "NDCG@10"),
+        "<h2>Quality shortfall (what the quality alarm watches: standard errors below the serving "
+        "model's held-out NDCG@10)</h2>",
+        line_chart(shortfall, markers, thresholds.get("quality"), "z"),
         "<h2>Alarm states (at each day's evaluation)</h2>",
         alarm_timeline(record),
         _html_table(
@@ -299,7 +310,7 @@ def _retrain_markers(record: RunRecord) -> list[tuple[dt.date, str]]:
 
 def _alarm_thresholds(record: RunRecord) -> dict[str, float]:
     """The drift and quality alarms' thresholds, as provisioned from the stack config."""
-    metrics = {"drift": "feature_drift_max_psi", "quality": "model_ndcg_at_10"}
+    metrics = {"drift": "feature_drift_max_psi", "quality": "quality_shortfall_z"}
     found = {}
     for key, metric in metrics.items():
         for alarm in record.alarms:

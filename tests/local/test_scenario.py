@@ -387,7 +387,7 @@ def test_the_report_plots_each_series_and_marks_the_shift_and_the_retrain() -> N
         shift_date="2026-03-02",
         alarms=[
             {"name": "d", "metric": "feature_drift_max_psi", "comparison": "", "threshold": 0.2},
-            {"name": "q", "metric": "model_ndcg_at_10", "comparison": "", "threshold": 0.25},
+            {"name": "q", "metric": "quality_shortfall_z", "comparison": "", "threshold": 2.0},
         ],
         executions=[
             {"day": 3, "trigger": "alarm:d:crossed", "status": "Failed", "pipeline": "t"},
@@ -399,14 +399,15 @@ def test_the_report_plots_each_series_and_marks_the_shift_and_the_retrain() -> N
                 monitored_day=f"2026-03-0{i + 1}",
                 drift_psi={"views_28d": 0.1 * i, "price": 0.05},
                 ndcg_at_10=0.4 - 0.05 * i,
+                quality_shortfall_z=0.8 * i,
                 alarms={"d": "ALARM" if i > 1 else "OK"},
             )
             for i in range(4)
         ],
     )
     page = render_html(record)
-    assert page.count("<svg") == 3
-    assert page.count("<polyline") == 3  # two drift features, one quality series
+    assert page.count("<svg") == 4
+    assert page.count("<polyline") == 4  # two drift features, NDCG@10, the shortfall
     assert page.count("alarm threshold") == 2
     assert "retrain (alarm): rejected" in page and ">shift<" in page
     assert page.count("fill='#d62728'><title>") == 2  # two days in ALARM on the timeline
