@@ -261,6 +261,8 @@ def _handler_statements(args: RetrainingTriggerArgs) -> list[dict[str, Any]]:
             [platform.kms_key_arn],
         ),
         iam_documents.allow(
+            # DescribeAlarms takes alarm ARNs as resources, as in AWS's own sample policy:
+            # https://docs.aws.amazon.com/r53recovery/latest/dg/security_iam_region_switch_cloudwatch.html
             "DescribeThisModelsAlarms",
             ["cloudwatch:DescribeAlarms"],
             [
