@@ -10,7 +10,9 @@ one per run, the acceptance checks below with how many runs pass them, and write
 as JSON (``--json``, default ``benchmarks/results/loop_scorecard.json``). ``--runs-dir DIR``
 keeps each run's folder (summary, report, jobs) as ``DIR/<scenario>-seed<seed>``; by default
 they go to a temporary folder that is removed. ``--rescore DIR`` only scores the
-``summary.json`` files found under DIR (no runs).
+``summary.json`` files found under DIR (no runs). The plan pins the source bundle built from
+``ml_code/`` at the start: editing ``ml_code/`` while the grid runs makes every later run stop
+at provisioning ("plan again").
 
 Definitions (``score_run`` computes them from a run's ``summary.json``; day numbers are the
 simulated day indices of ``RunRecord.days``, and an alarm's day is the day whose evaluation
