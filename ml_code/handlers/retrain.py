@@ -74,6 +74,7 @@ DEFAULT_MAX_RUNS_PER_EPISODE = 3
 ACTIVE_LOOKBACK = timedelta(days=30)
 """Executions older than this are not listed; SageMaker stops pipeline executions long before."""
 MAX_PARAMETER_LENGTH = 1024
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 LABELS_THROUGH_KEY = "labels_through"
 
 
@@ -174,8 +175,12 @@ def retrain(
     """Start at most one execution for this event; say why one was or was not started.
 
     "Now" is the event's time (when the alarm changed state), falling back to the clock: the
-    cooldown is about how far apart alarms are, not about delivery delays or replays."""
-    now = now or _event_time(event, datetime.now(UTC))
+    cooldown is about how far apart alarms are, not about delivery delays or replays. A time
+    without a zone is UTC; a time later than the clock (a forged or skewed event) is the
+    clock's, so it cannot skip the cooldown or hide the executions already started."""
+    if now is None:
+        clock = datetime.now(UTC)
+        now = min(_event_time(event, clock), clock + MAX_CLOCK_SKEW)
     reason = trigger_reason(event, config)
     if reason is None:
         return _result(False, _ignored(event), None)
@@ -442,7 +447,7 @@ def _event_time(event: Mapping[str, Any], now: datetime) -> datetime:
         return now
     try:
         return _aware(datetime.fromisoformat(str(raw).replace("Z", "+00:00")))
-    except ValueError:
+    except (TypeError, ValueError):
         return now
 
 

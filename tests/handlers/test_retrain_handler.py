@@ -471,3 +471,28 @@ def test_only_this_pipelines_failed_or_stopped_runs_are_told(sagemaker, topic, s
     run = handler(_alarm(), None)["execution_arn"]
     result = handler(_ended(run, status, pipeline), None)
     assert result["reason"].startswith("ignored:") and _sent(topic) == []
+
+
+# -- hostile events --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("when", ["2026-12-04T10:00:00", "2026-12-04"])
+def test_an_event_time_without_a_zone_is_utc(sagemaker, when):
+    first = handler(_alarm(time=when), None)
+    assert first["started"]
+    assert handler(_alarm(time=when), None)["reason"].startswith("cooldown:")
+
+
+def test_an_event_dated_in_the_future_cannot_skip_the_cooldown(sagemaker):
+    assert handler(_alarm(), None)["started"]
+    forged = handler(_alarm(time="2099-01-01T00:00:00Z"), None)
+    assert not forged["started"] and forged["reason"].startswith("cooldown:")
+    assert len(_executions(sagemaker)) == 1
+
+
+@pytest.mark.parametrize("detail", [[], "ALARM", {"alarmName": "x", "state": "ALARM"}, None])
+def test_an_alarm_event_whose_detail_is_not_an_object_is_ignored(sagemaker, detail):
+    event = {**_alarm(), "detail": detail}
+    result = handler(event, None)
+    assert not result["started"] and result["reason"].startswith("ignored:")
+    assert _executions(sagemaker) == []
