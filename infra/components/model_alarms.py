@@ -43,10 +43,10 @@ class ModelAlarmsArgs:
 
     Default: drift alarms above a max PSI of 0.2; quality when live NDCG@10 falls short of the
     serving model's held-out NDCG@10 (less a 5% tolerance) by more than 2 standard errors
-    (`quality_shortfall_z`, in `quality_alarm_periods` periods in a row, one by default); 5XX
-    errors
-    above 5 a minute in 2 of 3 minutes; p99 model latency above 500 ms in 3 of 5 minutes; no
-    invocations for 60 minutes. Every alarm notifies the platform alarm topic on ALARM and OK.
+    (`quality_shortfall_z`, in `quality_alarm_periods` periods in a row, three by default);
+    5XX errors above 5 a minute in 2 of 3 minutes; p99 model latency above 500 ms in 3 of 5
+    minutes; no invocations for 60 minutes. Every alarm notifies the platform alarm topic on
+    ALARM and OK.
     """
 
     platform: PlatformRefs
@@ -69,7 +69,7 @@ class ModelAlarmsArgs:
     missing_invocations_minutes: int = 60
     monitoring_period_seconds: int = 86400
     """How often the drift and quality jobs publish (the monitoring schedule)."""
-    quality_alarm_periods: int = 1
+    quality_alarm_periods: int = 3
     """Periods in a row above `quality_alarm_threshold` before the quality alarm fires."""
     tags: dict[str, str] = field(default_factory=dict)
 

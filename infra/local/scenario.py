@@ -703,8 +703,6 @@ class LocalRun:
             arn = step.properties.get("ModelPackageArn") if step.status == "Succeeded" else None
             if not arn:
                 continue
-            self.timeline.registered(arn, self.clock.now)
-            self.timeline.restamp(self.sagemaker, self.clock.now)
             package = self.sagemaker.describe_model_package(ModelPackageName=arn)
             self.record.models.append(_model_entry(package, result, day))
             event = model_package_state_change(
@@ -892,23 +890,19 @@ class _TimedRunner:
 
 
 class _Timeline:
-    """Simulated times of executions and model packages, written into the emulator.
+    """Simulated start times of executions, written into the emulator.
 
-    moto stamps an execution or a package with the wall clock when it is created; the retrain
-    handler measures its cooldown from the alarm event's (simulated) time and dates the serving
-    model by its package's `CreationTime`. So before handlers run, each is set to the simulated
-    time it happened, as the service would have stamped it.
+    moto stamps an execution with the wall clock when it is created; the retrain handler
+    measures its cooldown from the alarm event's time, which here is simulated. Before handlers
+    run, each execution's start is set to the simulated time it started, as the service would
+    have stamped it.
     """
 
     def __init__(self) -> None:
         self.starts: dict[str, dt.datetime] = {}
-        self.packages: dict[str, dt.datetime] = {}
 
     def started(self, arn: str, when: dt.datetime) -> None:
         self.starts.setdefault(arn, when)
-
-    def registered(self, arn: str, when: dt.datetime) -> None:
-        self.packages.setdefault(arn, when)
 
     def restamp(self, sagemaker: Any, now: dt.datetime) -> None:
         from moto.backends import get_backend
@@ -919,19 +913,12 @@ class _Timeline:
                     for arn, execution in pipeline.pipeline_executions.items():
                         if arn in self.starts and self.starts[arn] <= now:
                             _set_start(execution, self.starts[arn])
-                for package in backend.model_packages.values():
-                    if package.arn in self.packages:
-                        package.creation_time = _naive(self.packages[package.arn])
 
 
 def _set_start(execution: Any, moment: dt.datetime) -> None:
-    naive = _naive(moment)
-    execution.creation_time = execution.start_time = execution.last_modified_time = naive
-
-
-def _naive(moment: dt.datetime) -> dt.datetime:
     """moto keeps naive UTC datetimes."""
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+    naive = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    execution.creation_time = execution.start_time = execution.last_modified_time = naive
 
 
 # -- small helpers -----------------------------------------------------------------------------

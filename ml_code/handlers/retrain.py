@@ -342,28 +342,30 @@ def _too_early(episode: Episode, config: RetrainConfig, now: datetime) -> str | 
     )
 
 
+def labels_through(package: Mapping[str, Any] | None) -> date | None:
+    """The last day of behaviour a registered model learnt from; None when the package does not
+    say (a package from before the key existed)."""
+    raw = ((package or {}).get("CustomerMetadataProperties") or {}).get(LABELS_THROUGH_KEY)
+    try:
+        return date.fromisoformat(str(raw))
+    except ValueError:
+        return None
+
+
 def learnt_through(package: Mapping[str, Any] | None, config: RetrainConfig) -> date | None:
     """The newest cut-off a registered model learnt from (its `labels_through` less the rest of
     that cut-off's label window); None when the package does not say."""
-    raw = ((package or {}).get("CustomerMetadataProperties") or {}).get(LABELS_THROUGH_KEY)
-    try:
-        labels_through = date.fromisoformat(str(raw))
-    except ValueError:
-        return None
-    return labels_through - timedelta(days=config.label_horizon_days - 1)
+    seen = labels_through(package)
+    return None if seen is None else seen - timedelta(days=config.label_horizon_days - 1)
 
 
 def _nothing_new(
     champion: Mapping[str, Any] | None, config: RetrainConfig, now: datetime
 ) -> str | None:
     """Why a scheduled retrain now could not learn anything the champion does not know."""
-    if champion is None or config.min_new_label_days <= 0:
-        return None
-    raw = (champion.get("CustomerMetadataProperties") or {}).get(LABELS_THROUGH_KEY)
-    try:
-        seen = date.fromisoformat(str(raw))
-    except ValueError:
-        return None  # a package from before the key existed: no way to tell, so retrain
+    seen = labels_through(champion)
+    if seen is None or config.min_new_label_days <= 0:
+        return None  # no champion, or one that does not say: no way to tell, so retrain
     new_days = (now.astimezone(UTC).date() - timedelta(days=1) - seen).days
     if new_days >= config.min_new_label_days:
         return None
